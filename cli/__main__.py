@@ -1,0 +1,7 @@
+"""`python -m dkl` is the `dkl` command."""
+
+import sys
+
+from dkl.main import main
+
+sys.exit(main())

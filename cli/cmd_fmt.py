@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from dkl.dsl import DslError, format_program, parse, read_source
+from dkl.dsl import DslInputError, DslSyntaxError, format_program, parse, read_source
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,17 +27,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         text = read_source(args.file)
-        canonical = format_program(parse(text))
-    except DslError as err:
+    except DslInputError as err:
         for d in err.diagnostics:
-            print(d.render(args.file, None if d.code >= "E900" else locals().get("text")),
-                  file=sys.stderr)
-        return 2 if err.diagnostics and err.diagnostics[0].code >= "E900" else 1
+            print(d.render(args.file, None), file=sys.stderr)
+        return 2
+    try:
+        canonical = format_program(parse(text))
+    except DslSyntaxError as err:
+        for d in err.diagnostics:
+            print(d.render(args.file, text), file=sys.stderr)
+        return 1
     if args.check:
-        return 0 if canonical == text else 1
+        if canonical == text:
+            return 0
+        print(f"{args.file}: not in canonical form (run `dkl fmt --write {args.file}`)",
+              file=sys.stderr)
+        return 1
     if args.write:
         if canonical != text:
-            Path(args.file).write_text(canonical, encoding="utf-8")
+            Path(args.file).write_text(canonical, encoding="utf-8", newline="\n")
         return 0
     sys.stdout.write(canonical)
     return 0

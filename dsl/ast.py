@@ -7,7 +7,6 @@ at carries one. Nothing here is interpreted yet: units are as written, names unc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ class ListValue:
     span: Span
 
 
-Value = Union[Quantity, Word, String, ListValue]
+Value = Quantity | Word | String | ListValue
 
 
 @dataclass(frozen=True)
@@ -124,7 +123,7 @@ class NegExpr:
     span: Span
 
 
-Expr = Union[NumberExpr, RefExpr, CallExpr, BinaryExpr, NegExpr]
+Expr = NumberExpr | RefExpr | CallExpr | BinaryExpr | NegExpr
 
 
 # --- statements --------------------------------------------------------------------------

@@ -12,6 +12,9 @@ import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+#: Longer source lines are shown in part, around the caret.
+MAX_SHOWN = 120
+
 
 @dataclass(frozen=True)
 class Diagnostic:
@@ -34,14 +37,22 @@ class Diagnostic:
         text = f"{where}: {self.severity}[{self.code}]: {self.message}"
         if not (self.line and source is not None):
             return text
-        lines = source.splitlines()
-        if self.line > len(lines):
-            return text
-        src = lines[self.line - 1].rstrip("\r").expandtabs(1)
+        lines = source.split("\n")  # as the parser counts lines (not str.splitlines)
+        if self.line > len(lines) or not lines[self.line - 1].strip():
+            return text  # nothing to point at
+        src = "".join(c if c.isprintable() else "\ufffd" if c != "\t" else " "
+                      for c in lines[self.line - 1].rstrip("\r"))
         width = max(1, self.end_column - self.column) if self.end_column > self.column else 1
         width = min(width, max(1, len(src) - self.column + 1))
+        offset = self.column - 1
+        if len(src) > MAX_SHOWN:  # show the part of a very long line around the caret
+            start = max(0, min(offset - MAX_SHOWN // 3, len(src) - MAX_SHOWN))
+            src = ("…" if start else "") + src[start:start + MAX_SHOWN] + (
+                "…" if start + MAX_SHOWN < len(src) else "")
+            offset = offset - start + (1 if start else 0)
+            width = min(width, MAX_SHOWN - offset + 1)
         gutter = f"{self.line:>4} | "
-        caret = " " * (len(gutter) - 2) + "| " + " " * (self.column - 1) + "^" * width
+        caret = " " * (len(gutter) - 2) + "| " + " " * offset + "^" * width
         return f"{text}\n{gutter}{src}\n{caret}"
 
     def to_dict(self) -> dict[str, object]:

@@ -62,7 +62,12 @@ class ExpressionChecker:
             if q.unit is None:
                 return Num(q.value)
             unit = UNITS[q.unit]
-            return Num(q.value * unit.factor if unit.kind != "length" else q.value, unit.canonical)
+            if unit.kind not in ("energy", "angle"):
+                self.report.error("E120", f"a number in a scalarizer may carry an energy or an "
+                                  f"angle unit, not `{q.unit}`: write `{_num(q.value)}` or use "
+                                  "eV / mrad", node.span)
+                return None
+            return Num(q.value * unit.factor, unit.canonical)
         if isinstance(node, ast.RefExpr):
             return self.ref(node)
         if isinstance(node, ast.NegExpr):
@@ -114,16 +119,20 @@ class ExpressionChecker:
         keywords = [a for a in node.args if isinstance(a, ast.Keyword)]
         if len(positional) != len(fn.params):
             n = len(fn.params)
-            where = positional[n].span if len(positional) > n else node.span
+            extra = len(positional) - n
+            if extra > 0:  # point at the arguments too many
+                where = positional[n].span.to(positional[-1].span)
+                fix = "remove it" if extra == 1 else f"remove the last {extra}"
+            else:  # point at the closing parenthesis, where the missing arguments go
+                end = node.span
+                where = ast.Span(end.end_line, end.end_column - 1, end.end_line, end.end_column)
+                fix = "add the missing one" if extra == -1 else f"add the {-extra} missing ones"
             self.report.error("E111", f"`{fn.name}` takes {n} argument{'s' if n != 1 else ''}, "
-                              f"got {len(positional)} (e.g. `{fn.example}`)", where)
+                              f"got {len(positional)}: {fix} (e.g. `{fn.example}`)", where)
             return None
-        args = []
-        for arg, kinds in zip(positional, fn.params):
-            lowered = self.argument(fn.name, arg, kinds)
-            if lowered is None:
-                return None
-            args.append(lowered)
+        # check every argument, so that all of their problems are reported in one run
+        args = [self.argument(fn.name, arg, kinds)
+                for arg, kinds in zip(positional, fn.params, strict=True)]
         allowed = dict(fn.keywords)
         kwargs = []
         for kw in keywords:
@@ -132,17 +141,18 @@ class ExpressionChecker:
                 self.report.error("E113", f"`{kw.name}` is not a keyword of `{fn.name}` ({takes})"
                                   + did_you_mean(kw.name, allowed), kw.name_span)
                 return None
-            lowered = self.argument(fn.name, kw.value, (allowed[kw.name],))
-            if lowered is None:
-                return None
-            kwargs.append((kw.name, lowered))
+            kwargs.append((kw.name, self.argument(fn.name, kw.value, (allowed[kw.name],))))
+        if any(a is None for a in args) or any(v is None for _, v in kwargs):
+            return None
         if fn.name == "edge":
-            return self.edge(node, args, dict(kwargs))
-        return Call(CANONICAL_NAME.get(fn.name, fn.name), tuple(args), tuple(kwargs))
+            return self.edge(node, args, dict(kwargs))  # type: ignore[arg-type]
+        return Call(CANONICAL_NAME.get(fn.name, fn.name), tuple(args), tuple(kwargs))  # type: ignore[arg-type]
 
     def argument(self, fn: str, arg: ast.Expr | ast.Window, kinds: tuple[str, ...]
                  ) -> Expr | None:
         wanted = " or ".join(_KIND_TEXT[k] for k in kinds)
+        if isinstance(arg, ast.CallExpr) and arg.fn not in FUNCTIONS:
+            return self.check(arg)  # the unknown name is the problem, not the argument's kind
         if isinstance(arg, ast.Window):
             kind = next((k for k in kinds if k.endswith("_window")), None)
             if kind is None:
@@ -218,10 +228,27 @@ class ExpressionChecker:
             background = Win(signal.low - width, signal.low, "eV")
         assert isinstance(background, Win)
         if background.high > signal.low:
-            self.report.error("E132", "the background window must lie below the edge window "
-                              "(the power law is extrapolated upwards)", node.span)
+            given = next((k for k in node.args if isinstance(k, ast.Keyword)), None)
+            self.report.error("E132", f"the background window must end at or below the edge "
+                              f"window's start ({_num(signal.low)} eV): the power law is fitted "
+                              "below the edge and extrapolated upwards",
+                              given.value.span if given else node.span)
             return None
         return Call("edge", (signal,), (("background", background),))
+
+
+def is_constant(expr: Expr) -> bool:
+    """Does the expression ignore the measurement (numbers and arithmetic only)?"""
+    if isinstance(expr, (Num, Win)):
+        return True
+    if isinstance(expr, Neg):
+        return is_constant(expr.operand)
+    if isinstance(expr, BinOp):
+        return is_constant(expr.left) and is_constant(expr.right)
+    if isinstance(expr, Call):
+        return all(is_constant(a) for a in expr.args) and expr.fn in ("ratio", "abs", "log",
+                                                                      "sqrt")
+    return False
 
 
 def _num(v: float) -> str:

@@ -30,8 +30,9 @@ BUILTIN: dict[str, InstrumentFacts] = {
     "4dstem": InstrumentFacts("4dstem", "4dstem", (64, 64), (0.0, 100.0), 0.2),
 }
 
-#: The built-in dataset used when a plan names none, by modality.
-DEFAULT_BUILTIN = {"eels": "plasmonic", "eds": "plasmonic", "4dstem": "4dstem"}
+#: The built-in dataset used when a plan names none, by modality (none holds EDS spectra:
+#: an EDS experiment names a dataset file or an instrument).
+DEFAULT_BUILTIN = {"eels": "plasmonic", "4dstem": "4dstem"}
 
 #: Looks up facts for an instrument that is not built in; raises OSError or ValueError
 #: with a user-facing message when the file is missing or unusable; None when unknown.

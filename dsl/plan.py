@@ -8,7 +8,7 @@ msgpack-able data and `Plan.from_dict()` rebuilds an equal plan.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, Union
+from typing import Any
 
 # --- scalarizer expressions (no source positions: equal meaning compares equal) ---------
 
@@ -32,7 +32,8 @@ class Win:
 
 @dataclass(frozen=True)
 class Ref:
-    """A named quantity: `peaks` (as in `count(peaks)`), `com.x`, `com.y`, `com.magnitude`, `com.angle`."""
+    """A named quantity: `peaks` (as in `count(peaks)`), `com.x`, `com.y`, `com.magnitude`,
+    `com.angle`."""
 
     name: str
 
@@ -65,7 +66,7 @@ class Neg:
     operand: Expr
 
 
-Expr = Union[Num, Win, Ref, Call, BinOp, Neg]
+Expr = Num | Win | Ref | Call | BinOp | Neg
 
 _EXPR_TYPES: dict[str, type] = {
     "num": Num,

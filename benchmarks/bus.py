@@ -1,0 +1,210 @@
+"""Bus benchmark: `dkl.bus` beside raw pyzmq, measured in the same run, printed as ratios.
+
+    /work/venv/bin/python benchmarks/bus.py            # full run (about a minute)
+    /work/venv/bin/python benchmarks/bus.py --quick    # a few seconds
+
+Throughput: a publisher in a child process sends N messages through an XSUB/XPUB proxy
+to a subscriber in this process (time from the first to the last message received).
+`dkl.bus` = Publisher -> Proxy -> Subscriber (envelope, seq tracking, strict decoding,
+arrays as zero-copy buffers); raw = one-frame PUB -> zmq.proxy -> SUB with the same
+payload bytes. Latency: RpcClient.call -> RpcServer (worker thread, idempotency cache)
+against a raw REQ/REP echo. Targets: >= 50 % of raw throughput; p99 round trip < 2 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import threading
+import time
+
+import numpy as np
+import zmq
+
+from dkl.bus import Proxy, Publisher, RpcClient, Subscriber, serve
+
+
+def _payloads() -> dict[str, tuple[dict, bytes]]:
+    event = {"run_id": "r1", "index": 7, "x": 12, "y": 40, "scalar": 0.125, "pad": "e" * 50}
+    spectrum = np.random.default_rng(0).random(16_384, dtype=np.float32)  # 64 KiB
+    frame = np.random.default_rng(1).random((256, 512), dtype=np.float32)  # 512 KiB
+    return {
+        "100 B event": (event, b"e" * 100),
+        "64 KB spectrum": ({"index": 7, "spectrum": spectrum}, spectrum.tobytes()),
+        "512 KB frame": ({"index": 7, "frame": frame}, frame.tobytes()),
+    }
+
+
+def _spawn(mode: str, payload: str, n: int, endpoint: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, __file__, "--child", mode, payload, str(n), endpoint])
+
+
+def _child(mode: str, payload: str, n: int, endpoint: str) -> None:
+    """Publisher side, in its own process (its own GIL), as in real deployments."""
+    body, raw = _payloads()[payload]
+    if mode == "bus":
+        pub = Publisher(endpoint, "bench", hwm=0, history=1)
+        for _ in range(n):
+            pub.publish("bench.x", body)
+        pub.close(linger=120)  # deliver the whole backlog before exiting
+        return
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.XPUB)  # a PUB that can see the proxy's subscription arrive
+    sock.sndhwm = 0
+    sock.connect(endpoint)
+    sock.recv()
+    for _ in range(n):
+        sock.send(raw, copy=len(raw) < 65536)
+    sock.close(linger=-1)
+    ctx.term()
+
+
+def bus_throughput(payload: str, n: int) -> float:
+    ctx = zmq.Context()
+    with Proxy("tcp://127.0.0.1:0", "tcp://127.0.0.1:0", hwm=0) as proxy:
+        sub = Subscriber(proxy.endpoints.backend, ["bench."], ctx=ctx, hwm=0, maxlen=n + 1)
+        child = _spawn("bus", payload, n, proxy.endpoints.frontend)
+        first = sub.recv(timeout=60)
+        assert first is not None
+        start = time.perf_counter()
+        for _ in range(n - 1):
+            assert sub.recv(timeout=30) is not None
+        elapsed = time.perf_counter() - start
+        assert child.wait(30) == 0
+        assert sub.stats.lost == 0 and not sub.stats.gaps
+        sub.close()
+    ctx.term()
+    return (n - 1) / elapsed
+
+
+def raw_throughput(payload: str, n: int) -> float:
+    ctx = zmq.Context()
+    xsub, xpub = ctx.socket(zmq.XSUB), ctx.socket(zmq.XPUB)
+    for s in (xsub, xpub):
+        s.sndhwm = s.rcvhwm = 0
+    front = f"tcp://127.0.0.1:{xsub.bind_to_random_port('tcp://127.0.0.1')}"
+    back = f"tcp://127.0.0.1:{xpub.bind_to_random_port('tcp://127.0.0.1')}"
+    xsub.send(b"\x01")  # forward everything, as the dkl.bus proxy does
+    proxy = threading.Thread(target=_run_proxy, args=(xsub, xpub), daemon=True)
+    proxy.start()
+    sub = ctx.socket(zmq.SUB)
+    sub.rcvhwm = 0
+    sub.subscribe(b"")
+    sub.connect(back)
+    probe = ctx.socket(zmq.PUB)
+    probe.connect(front)
+    while True:  # until the SUB's subscription has crossed the proxy
+        probe.send(b"probe")
+        if sub.poll(20):
+            break
+    probe.close(linger=0)
+    while sub.poll(50):
+        sub.recv()
+    child = _spawn("raw", payload, n, front)
+    sub.recv(copy=False)
+    start = time.perf_counter()
+    for _ in range(n - 1):
+        sub.recv(copy=False)
+    elapsed = time.perf_counter() - start
+    assert child.wait(30) == 0
+    sub.close(linger=0)
+    ctx.term()  # ends zmq.proxy with ContextTerminated
+    proxy.join(2)
+    return (n - 1) / elapsed
+
+
+def _run_proxy(xsub: zmq.Socket, xpub: zmq.Socket) -> None:
+    try:
+        zmq.proxy(xsub, xpub)
+    except zmq.ContextTerminated:
+        pass
+    finally:
+        xsub.close(linger=0)
+        xpub.close(linger=0)
+
+
+class _Echo:
+    def echo(self, value: object) -> object:
+        return value
+
+
+def bus_latency(n: int, threaded: bool = True) -> np.ndarray:
+    server = serve(_Echo(), ["echo"], threaded=threaded)
+    client = RpcClient(server.endpoint)
+    out = []
+    for i in range(n + 200):
+        start = time.perf_counter()
+        client.call("echo", {"x": i, "y": 3})
+        out.append(time.perf_counter() - start)
+    client.close()
+    server.stop()
+    return np.array(out[200:])
+
+
+def raw_latency(n: int) -> np.ndarray:
+    ctx = zmq.Context()
+    rep, req = ctx.socket(zmq.REP), ctx.socket(zmq.REQ)
+    port = rep.bind_to_random_port("tcp://127.0.0.1")
+    req.connect(f"tcp://127.0.0.1:{port}")
+
+    def serve_echo() -> None:
+        for _ in range(n + 200):
+            rep.send(rep.recv())
+
+    thread = threading.Thread(target=serve_echo)
+    thread.start()
+    out = []
+    for i in range(n + 200):
+        start = time.perf_counter()
+        req.send(b"%d" % i)
+        req.recv()
+        out.append(time.perf_counter() - start)
+    thread.join()
+    rep.close(linger=0)
+    req.close(linger=0)
+    ctx.term()
+    return np.array(out[200:])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer messages (smoke run)")
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        mode, payload, n, endpoint = args.child
+        _child(mode, payload, int(n), endpoint)
+        return
+    scale = 0.1 if args.quick else 1.0
+    counts = {"100 B event": 100_000, "64 KB spectrum": 10_000, "512 KB frame": 2_000}
+    print(
+        f"# dkl.bus benchmark  python {platform.python_version()}  pyzmq {zmq.__version__}  "
+        f"libzmq {zmq.zmq_version()}  {platform.machine()}"
+    )
+    print("\nThroughput through the proxy (messages/s; ratio = dkl.bus / raw pyzmq)")
+    print(f"{'payload':<16}{'n':>8}{'dkl.bus':>12}{'raw':>12}{'ratio':>8}{'dkl MB/s':>10}")
+    for name, (_, raw) in _payloads().items():
+        n = max(200, int(counts[name] * scale))
+        ours = bus_throughput(name, n)
+        theirs = raw_throughput(name, n)
+        mbs = ours * len(raw) / 1e6
+        print(f"{name:<16}{n:>8}{ours:>12,.0f}{theirs:>12,.0f}{ours / theirs:>8.2f}{mbs:>10.0f}")
+    n = max(500, int(10_000 * scale))
+    worker, inline = bus_latency(n) * 1e3, bus_latency(n, threaded=False) * 1e3
+    theirs = raw_latency(n) * 1e3
+    print(f"\nRound trip (ms, n={n}; ratio = dkl.bus / raw REQ-REP)")
+    print(f"{'':<22}{'p50':>8}{'p99':>8}{'p50 ratio':>11}{'p99 ratio':>11}")
+    raw50, raw99 = np.percentile(theirs, 50), np.percentile(theirs, 99)
+    for label, t in (
+        ("dkl.bus (worker)", worker),
+        ("dkl.bus (inline)", inline),
+        ("raw REQ/REP", theirs),
+    ):
+        p50, p99 = np.percentile(t, 50), np.percentile(t, 99)
+        print(f"{label:<22}{p50:>8.3f}{p99:>8.3f}{p50 / raw50:>11.2f}{p99 / raw99:>11.2f}")
+
+
+if __name__ == "__main__":
+    main()

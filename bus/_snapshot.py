@@ -1,0 +1,143 @@
+"""The Clone pattern's service side: serve "messages since seq N" from an append-only source.
+
+A source is anything with ``since(seq) -> Iterable[Message]``: a `MessageLog` (the run
+journal), a `MessageRing` (a publisher's recent history) or your own. `snapshot_page`
+is the pure function behind the ``snapshot`` RPC method, so a service that already has
+an RPC server (the agent's control socket) can expose it as one more method.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from collections.abc import Iterable, Iterator
+from typing import Any, Protocol
+
+from ._codec import Message, array_load, message_from_dict, message_to_dict
+from ._errors import MessageDecodeError
+from ._rpc_client import RpcClient
+from ._rpc_server import RpcServer
+
+#: Most messages and raw bytes one snapshot reply carries; the client pages for more.
+PAGE_MESSAGES = 1000
+PAGE_BYTES = 32 * 2**20
+_PAGE_BUFFERS = 3000
+
+
+class SnapshotSource(Protocol):
+    """An append-only store of one service's messages."""
+
+    def since(self, since_seq: int) -> Iterable[Message]:
+        """Messages with ``seq >= since_seq`` in publication order."""
+        ...
+
+
+class MessageRing:
+    """Recent messages in memory, bounded by count and by array bytes.
+
+    The default source behind a `Publisher` without a journal.
+    """
+
+    def __init__(self, maxlen: int = 10_000, max_bytes: int = 64 * 2**20) -> None:
+        self.maxlen = maxlen
+        self.max_bytes = max_bytes
+        self._items: deque[tuple[Message, int]] = deque()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def append(self, msg: Message) -> None:
+        size = array_load(msg.body)[1]
+        with self._lock:
+            self._items.append((msg, size))
+            self._bytes += size
+            while self._items and (len(self._items) > self.maxlen or self._bytes > self.max_bytes):
+                self._bytes -= self._items.popleft()[1]
+
+    def since(self, since_seq: int) -> Iterator[Message]:
+        with self._lock:
+            items = [m for m, _ in self._items]
+        return (m for m in items if m.seq >= since_seq)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def snapshot_page(
+    source: SnapshotSource,
+    since_seq: int = 0,
+    src: str | None = None,
+    epoch: int | None = None,
+    max_messages: int = PAGE_MESSAGES,
+) -> dict[str, Any]:
+    """One page of the snapshot protocol.
+
+    Returns:
+        ``{"messages": [...], "more": bool, "next_seq": int}``; ask again from
+        `next_seq` while `more` is true. Messages are `message_to_dict` maps.
+    """
+    if not isinstance(since_seq, int) or since_seq < 0:
+        raise ValueError("since_seq must be a non-negative integer")
+    out: list[dict[str, Any]] = []
+    buffers = nbytes = 0
+    next_seq = since_seq
+    for msg in source.since(since_seq):
+        if (src is not None and msg.src != src) or (epoch is not None and msg.epoch != epoch):
+            continue
+        count, size = array_load(msg.body)
+        full = len(out) >= min(max_messages, PAGE_MESSAGES)
+        if out and (full or buffers + count > _PAGE_BUFFERS or nbytes + size > PAGE_BYTES):
+            return {"messages": out, "more": True, "next_seq": next_seq}
+        out.append(message_to_dict(msg))
+        buffers += count
+        nbytes += size
+        next_seq = msg.seq + 1
+    return {"messages": out, "more": False, "next_seq": next_seq}
+
+
+class _SnapshotService:
+    def __init__(self, source: SnapshotSource) -> None:
+        self.source = source
+
+    def snapshot(
+        self,
+        since_seq: int = 0,
+        src: str | None = None,
+        epoch: int | None = None,
+        max_messages: int = PAGE_MESSAGES,
+    ) -> dict[str, Any]:
+        return snapshot_page(self.source, since_seq, src, epoch, max_messages)
+
+
+class SnapshotServer(RpcServer):
+    """An RPC server with one method, ``snapshot``, over `source`; viewers may call it."""
+
+    def __init__(
+        self, source: SnapshotSource, endpoint: str = "tcp://127.0.0.1:0", **options: Any
+    ) -> None:
+        options.setdefault("roles", {"snapshot": {"viewer", "operator", "agent", "instrument"}})
+        super().__init__(_SnapshotService(source), ["snapshot"], endpoint, **options)
+
+
+def fetch_snapshot(
+    client: RpcClient,
+    since_seq: int = 0,
+    src: str | None = None,
+    epoch: int | None = None,
+    timeout: float | None = None,
+) -> list[Message]:
+    """Every message since `since_seq` from a service's ``snapshot`` method (all pages).
+
+    Raises:
+        BusTimeout, RemoteError: the service did not answer or refused.
+        MessageDecodeError: a message in the reply is malformed.
+    """
+    out: list[Message] = []
+    while True:
+        page = client.call("snapshot", since_seq=since_seq, src=src, epoch=epoch, timeout=timeout)
+        if not isinstance(page, dict) or not isinstance(page.get("messages"), list):
+            raise MessageDecodeError("snapshot reply is not a page")
+        out.extend(message_from_dict(m) for m in page["messages"])
+        next_seq = page.get("next_seq")
+        if not page.get("more") or not isinstance(next_seq, int) or next_seq <= since_seq:
+            return out
+        since_seq = next_seq

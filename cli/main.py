@@ -8,16 +8,25 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from dkl import __version__
 
 #: Sub-command modules, in the order `dkl --help` lists them.
 COMMANDS = [
+    "run",
     "check",
     "fmt",
     "explain",
+    "watch",
+    "view",
     "report",
+    "agent",
+    "resume",
+    "instrument",
+    "bus",
+    "keys",
 ]
 
 _DESCRIPTION = """\
@@ -43,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the `dkl` command line; returns the process exit status."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

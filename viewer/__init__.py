@@ -5,9 +5,19 @@ dashboard also forwards an operator's pause / resume / stop to the agent's contr
 address. They import `dkl.bus` and `dkl.dsl`, never the agent or the instruments.
 """
 
-from dkl.viewer.report import write_report
+from typing import Any
+
 from dkl.viewer.results import ReportError, Results, load_results
 from dkl.viewer.state import RUN_TOPICS, Document, Runs, RunState
+
+
+def __getattr__(name: str) -> Any:
+    """`write_report` loads matplotlib; import it only when asked, so CLI start-up stays fast."""
+    if name == "write_report":
+        from dkl.viewer.report import write_report
+
+        return write_report
+    raise AttributeError(f"module 'dkl.viewer' has no attribute {name!r}")
 
 __all__ = [
     "RUN_TOPICS",

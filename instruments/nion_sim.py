@@ -9,10 +9,12 @@ The kit keeps process-wide registries, so only one simulated STEM may run per pr
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import pathlib
 import tempfile
 import threading
+import warnings
 from collections.abc import Callable
 
 from dkl.instruments.nion import NionConfig, NionInstrument, require_nion
@@ -72,6 +74,7 @@ def _start_usim(sample_index: int) -> Callable[[], None]:
 
     settings_dir = tempfile.TemporaryDirectory(prefix="dkl-nion-")
     location = pathlib.Path(settings_dir.name)  # camera/scan settings files land here
+    own_loop = _ensure_event_loop()  # Nion's kit reads the thread's event loop
     HardwareSource.run()
     camera_base.run(location)
     scan_base.run(location)
@@ -86,6 +89,14 @@ def _start_usim(sample_index: int) -> Callable[[], None]:
 
     def teardown() -> None:
         try:
+            _teardown()
+        finally:
+            if own_loop is not None:
+                asyncio.set_event_loop(None)
+                own_loop.close()
+
+    def _teardown() -> None:
+        try:
             for source in list(HardwareSource.HardwareSourceManager().hardware_sources):
                 if source.is_playing:
                     source.abort_playing(sync_timeout=5.0)
@@ -98,3 +109,16 @@ def _start_usim(sample_index: int) -> Callable[[], None]:
             settings_dir.cleanup()
 
     return teardown
+
+
+def _ensure_event_loop() -> asyncio.AbstractEventLoop | None:
+    """Give this thread an event loop if it has none; returns the loop made here."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            asyncio.get_event_loop_policy().get_event_loop()
+            return None
+        except RuntimeError:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            return loop

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import queue
+import signal
 import threading
 import time
 import uuid
@@ -299,8 +300,6 @@ __all__ = ["Agent", "AgentConfig", "AgentError", "run_agent", "serve_agent"]
 def run_agent(config: AgentConfig, announce: Any = print, stop: threading.Event | None = None
               ) -> int:
     """The body of `dkl agent`: serve until SIGINT/SIGTERM, ending the current run cleanly."""
-    import signal
-
     stop = stop or threading.Event()
     agent, server = serve_agent(config)
     previous = {}

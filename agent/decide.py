@@ -17,6 +17,10 @@ from dkl.agent.models import DKLModel
 from dkl.dsl.plan import Plan
 
 
+#: Largest training buffer allocated before the data needs it (it still doubles after).
+MAX_PREALLOCATED = 512
+
+
 @dataclass
 class Decision:
     """Model output over all candidates, and how long it took."""
@@ -38,7 +42,11 @@ class Decider:
     def __init__(self, plan: Plan, features: np.ndarray, seed: int) -> None:
         self.plan = plan
         self.features = features
-        self.model = DKLModel(plan.model, features.shape[1], seed)
+        # Size the padded training buffer for the whole run up front, so the compiled
+        # training step never retraces mid-run (a retrace stalls the loop for ~0.4 s).
+        bound = plan.max_measurements or MAX_PREALLOCATED
+        capacity = 1 << max(5, (min(bound, MAX_PREALLOCATED) - 1).bit_length())
+        self.model = DKLModel(plan.model, features.shape[1], seed, min_capacity=capacity)
         self.model.set_input_normalisation(features)  # from every candidate, not the first few
         self.rng = np.random.default_rng(seed + 7919)
 

@@ -103,9 +103,10 @@ class Experiment:
         self.trained_on = 0
         self.queue: list[int] = []  # candidate indices to measure before asking the model
         self.excluded: np.ndarray | None = None
-        self.journal_ok = True
+        self.writer = _JournalWriter(recorder)
         self.maps_sent_at = -MAPS_INTERVAL_S
         self.maps_version = -1
+        self.waited = 0.0  # time the loop last spent waiting for a decision
 
     # --- setup ---------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -136,12 +137,11 @@ class Experiment:
         self.decider = Decider(self.plan, self.features, self.seed)
 
     def _publish(self, topic: str, body: dict[str, Any]) -> None:
-        body = {"run_id": self.run_id, **body}
-        try:
-            self.recorder.publish(topic, body)
-        except OSError as err:
-            self.journal_ok = False
-            raise JournalFailure(f"cannot write the journal: {err.strerror or err}") from err
+        self.writer.submit(topic, {"run_id": self.run_id, **body})
+
+    @property
+    def journal_ok(self) -> bool:
+        return self.writer.error is None
 
     # --- the run -------------------------------------------------------------------------
     def run(self) -> Outcome:
@@ -175,6 +175,7 @@ class Experiment:
 
     def _loop(self, worker: ThreadPoolExecutor) -> tuple[str, str]:
         while True:
+            self.writer.check()
             outcome = self._handle_commands()
             if outcome:
                 return outcome
@@ -292,7 +293,7 @@ class Experiment:
             "predict": d.predict_s if d else 0.0,
             "acquire": d.acquire_s if d else 0.0,
         }
-        timings["step"] = time.monotonic() - t_step + getattr(self, "waited", 0.0)
+        timings["step"] = time.monotonic() - t_step + self.waited
         self.waited = 0.0
         self.record.add(index, x, y, result.value, timings, float(measurement.get("dose", 0.0)))
         failure = None if result.ok else {"code": result.failure.code,  # type: ignore[union-attr]
@@ -403,10 +404,10 @@ class Experiment:
         d = self.decision
         maps = {"prediction": d.mean, "uncertainty": d.std, "acquisition": d.scores} if d else {}
         if d is not None and d.version != self.maps_version and self.journal_ok:
-            try:
-                self._publish_maps(d)
-            except JournalFailure as err:
-                reason += f"; {err}"
+            self._publish_maps(d)
+        self.writer.flush()
+        if self.writer.error is not None and self.writer.error.args[0] not in reason:
+            reason += f"; {self.writer.error}"
         if hasattr(self, "survey"):
             try:
                 results = write_results(self.run_dir / "results.npz", self.record, self.survey,
@@ -415,13 +416,15 @@ class Experiment:
                 reason += f"; results.npz not written: {err.strerror or err}"
         outcome = Outcome(status, reason, self.record.count, self.run_dir,
                           self.clock.idle_fraction(), time.monotonic() - self.clock.start, results)
-        try:
+        if self.journal_ok:
             self._publish("run.stop", {
                 "exit_status": status, "reason": reason, "num_events": self.record.count,
                 "idle_fraction": outcome.idle_fraction, "elapsed": outcome.elapsed,
             })
-        except JournalFailure as err:
-            outcome.reason += f"; {err}"
+            self.writer.flush()
+            if self.writer.error is not None:
+                outcome.reason += f"; {self.writer.error}"
+        self.writer.close()
         return outcome
 
     def _start_doc(self) -> dict[str, Any]:
@@ -449,6 +452,44 @@ class Experiment:
 
 class JournalFailure(Exception):
     """The journal could not be written (full disk, unwritable directory)."""
+
+
+class _JournalWriter:
+    """Journals, then publishes, every document in order on its own thread.
+
+    The loop hands documents over and goes on, so the microscope never waits on fsync;
+    each document is still on disk before it is published. After the first failure
+    nothing more is written (the journal stays a clean prefix of the run) and `check`
+    raises it in the loop.
+    """
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+        self.error: JournalFailure | None = None
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dkl-journal")
+
+    def submit(self, topic: str, body: dict[str, Any]) -> None:
+        self.check()
+        self._pool.submit(self._write, topic, body)
+
+    def _write(self, topic: str, body: dict[str, Any]) -> None:
+        if self.error is not None:
+            return
+        try:
+            self.recorder.publish(topic, body)
+        except OSError as err:
+            self.error = JournalFailure(f"cannot write the journal: {err.strerror or err}")
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def flush(self) -> None:
+        """Wait until everything handed over so far is written (or has failed)."""
+        self._pool.submit(lambda: None).result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
 
 
 class ControlError(Exception):

@@ -38,7 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                        ("status", "show the agent's current run"),
                        ("pause", "pause the run at the next step (--now: blank at once)"),
                        ("stop", "finish the run cleanly now"),
-                       ("abort", "abort the run")]:
+                       ("abort", "abort the run"),
+                       ("intervene", "steer the run: measure a point next, exclude a region, "
+                        "or change the exposure")]:
         q = sub.add_parser(name, help=text, description=text.capitalize() + ".")
         if name == "submit":
             q.add_argument("file", metavar="FILE")
@@ -46,7 +48,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         if name == "pause":
             q.add_argument("--now", action="store_true",
                            help="blank the beam at once; the interrupted step is redone")
-        if name in ("pause", "stop", "abort"):
+        if name == "intervene":
+            q.add_argument("what", choices=["measure", "exclude", "exposure"],
+                           help="measure X Y | exclude X0 X1 Y0 Y1 | exposure SECONDS")
+            q.add_argument("values", nargs="+", type=float, metavar="VALUE")
+        if name in ("pause", "stop", "abort", "intervene"):
             q.add_argument("--reason", default="", help="recorded in the journal")
         q.add_argument("--agent", default=DEFAULT_AGENT, metavar="ADDR",
                        help=f"agent control socket (default {DEFAULT_AGENT}, or $DKL_AGENT)")
@@ -106,6 +112,12 @@ def run_control(args: argparse.Namespace) -> int:
         kwargs = {"now": args.now, "reason": args.reason}
     elif args.action in ("stop", "abort"):
         kwargs = {"reason": args.reason}
+    elif args.action == "intervene":
+        try:
+            kwargs = _intervention(args.what, args.values) | {"reason": args.reason}
+        except ValueError as err:
+            print(f"dkl intervene: {err}", file=sys.stderr)
+            return 2
     try:
         with RpcClient(args.agent, security=security, timeout=10.0) as client:
             reply = client.call(args.action, **kwargs)
@@ -134,3 +146,13 @@ def _describe(action: str, reply: dict) -> str:
             text += f"\nlast run {last['run_id']}: {last['exit_status']} ({last['reason']})"
         return text + f"\nqueued: {reply.get('queued', 0)}"
     return f"{action}: accepted (run was {reply.get('state')})"
+
+
+def _intervention(what: str, values: list[float]) -> dict[str, object]:
+    """The control call's arguments for `dkl intervene WHAT VALUES...`."""
+    names = {"measure": ("x", "y"), "exclude": ("x0", "x1", "y0", "y1"),
+             "exposure": ("exposure_s",)}[what]
+    if len(values) != len(names):
+        raise ValueError(f"{what} takes {len(names)} values: {' '.join(n.upper() for n in names)}")
+    action = "set" if what == "exposure" else what
+    return {"action": action, "args": dict(zip(names, values))}

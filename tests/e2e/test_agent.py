@@ -119,6 +119,13 @@ def test_control_commands_from_the_command_line(proxy, launch, tmp_path: Path, c
         assert main(["pause", "--agent", agent.endpoint]) == 1
         assert "illegal_transition" in capsys.readouterr().err
         assert main(["resume", "--agent", agent.endpoint]) == 0
+        assert main(["intervene", "measure", "7", "--agent", agent.endpoint]) == 2
+        assert main(["intervene", "measure", "40", "50", "--agent", agent.endpoint]) == 0
+        asked = wait_for(sub, lambda m: m.topic == "run.interruption"
+                         and m.body.get("what") == "measure")
+        assert asked.body["args"] == {"x": 40.0, "y": 50.0}
+        assert main(["intervene", "exposure", "0.01", "--agent", agent.endpoint]) == 0
+        wait_for(sub, lambda m: m.topic == "run.interruption" and m.body.get("what") == "set")
         assert main(["stop", "--agent", agent.endpoint, "--reason", "done here"]) == 0
         stop = wait_for(sub, lambda m: m.topic == "run.stop")
     assert stop.body["exit_status"] == "stopped" and stop.body["reason"] == "done here"

@@ -31,7 +31,6 @@ class Control:
         self._queue: queue.Queue[Command] = queue.Queue()
         self._blank_now = blank_now
         self.interrupted = threading.Event()
-        self.wakeup = threading.Event()
 
     def send(self, command: Command) -> None:
         if command.action not in ACTIONS:
@@ -41,7 +40,6 @@ class Control:
             if self._blank_now is not None:
                 self._blank_now()
         self._queue.put(command)
-        self.wakeup.set()
 
     def take(self, timeout: float | None = None) -> Command | None:
         """The next command; waits up to `timeout` seconds (None: don't wait)."""

@@ -16,7 +16,6 @@ from dkl.agent.acquisition import acquire
 from dkl.agent.models import DKLModel
 from dkl.dsl.plan import Plan
 
-
 #: Largest training buffer allocated before the data needs it (it still doubles after).
 MAX_PREALLOCATED = 512
 

@@ -107,6 +107,7 @@ class Experiment:
         self.maps_sent_at = -MAPS_INTERVAL_S
         self.maps_version = -1
         self.waited = 0.0  # time the loop last spent waiting for a decision
+        self.job: Future[Decision] | None = None  # the decision being computed
 
     # --- setup ---------------------------------------------------------------------------
     def _prepare(self) -> None:
@@ -149,7 +150,6 @@ class Experiment:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         status, reason = "failed", "did not start"
         worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dkl-decide")
-        self.job: Future[Decision] | None = None
         try:
             self._prepare()
             self.states.move(RunState.RUNNING)

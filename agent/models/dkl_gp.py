@@ -13,7 +13,7 @@ Example:
     >>> model = DKLModel(ModelSpec(), input_dim=256, seed=0)
     >>> report = model.fit(X_train, y_train, time_budget_s=0.5)
     >>> mean, std = model.predict(X_candidates)
-    >>> state = model.get_state()          # plain numpy/scalars: msgpack, never pickle
+    >>> state = model.get_state()          # plain numpy arrays and scalars, msgpack-able
 """
 
 from __future__ import annotations

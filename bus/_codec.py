@@ -10,6 +10,7 @@ the rules raises `MessageDecodeError`, which receive loops count and drop.
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-@dataclass
+@dataclass(slots=True)
 class Message:
     """One bus message: a topic, the header fields and a body map.
 
@@ -88,8 +89,24 @@ class Message:
 # ---------------------------------------------------------------- body packing
 
 
+_packers = threading.local()
+
+
+def _packer() -> msgpack.Packer:
+    """This thread's reusable plain packer: building one per message costs more than packing."""
+    try:
+        return _packers.plain
+    except AttributeError:
+        _packers.plain = msgpack.Packer(use_bin_type=True)
+        return _packers.plain
+
+
 def pack_body(body: Any, buffers: list[Any]) -> bytes:
     """Pack a value into msgpack, moving numpy arrays into `buffers` (appended)."""
+    try:  # fast path: only msgpack types (the common small event)
+        return _packer().pack(body)
+    except TypeError:
+        pass  # arrays or numpy scalars somewhere: the packer has reset itself
 
     def default(obj: Any) -> Any:
         if isinstance(obj, np.ndarray):
@@ -167,6 +184,14 @@ def _array_from(payload: bytes, buffers: Sequence[Any], limits: Limits) -> np.nd
 
 def _check_tree(value: Any, max_depth: int) -> None:
     """Reject nesting deeper than `max_depth` and non-string map keys."""
+    if type(value) is dict and max_depth > 1:  # fast path: a flat map (most events)
+        for key, item in value.items():
+            if type(key) is not str:
+                raise MessageDecodeError(f"map key {key!r} is not a string")
+            if type(item) in _CONTAINERS:
+                break
+        else:
+            return
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         node, depth = stack.pop()
@@ -220,7 +245,7 @@ def encode(msg: Message) -> list[Any]:
         float(msg.time or time.time()),
         msg.cid,
     ]
-    return [msg.topic.encode(), _pack(fields), body, *buffers]
+    return [msg.topic.encode(), _packer().pack(fields), body, *buffers]
 
 
 def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Message:
@@ -233,7 +258,11 @@ def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Message:
         raise MessageDecodeError(f"{len(frames)} frames; an envelope needs at least 3")
     if len(frames) - 3 > limits.max_buffers:
         raise MessageDecodeError(f"{len(frames) - 3} buffers exceed {limits.max_buffers}")
-    topic_b, header_b, body_b, *buffers = [_view(f) for f in frames]
+    topic_b, header_b, body_b, *buffers = frames
+    if type(body_b) is not bytes or type(header_b) is not bytes or type(topic_b) is not bytes:
+        topic_b, header_b, body_b = _view(topic_b), _view(header_b), _view(body_b)
+    if buffers:
+        buffers = [_view(f) for f in buffers]
     if len(topic_b) > limits.max_topic_bytes:
         raise MessageDecodeError("topic too long")
     if len(header_b) > limits.max_header_bytes:
@@ -272,10 +301,6 @@ def _no_buffers(code: int, payload: bytes) -> Any:
 
 
 _HEADER_FIELDS = ("v", "kind", "src", "epoch", "seq", "time", "cid")
-
-
-def _pack(value: Any) -> bytes:
-    return msgpack.packb(value, use_bin_type=True)
 
 
 def _decode_header(data: Any) -> tuple[int, str, str, int, int, float, str | None]:
@@ -325,6 +350,6 @@ def message_from_dict(data: Any) -> Message:
     if not isinstance(fields, dict):
         raise MessageDecodeError("embedded message header must be a map")
     v, kind, src, epoch, seq, stamp, cid = _decode_header(
-        _pack([fields.get(k) for k in _HEADER_FIELDS])
+        _packer().pack([fields.get(k) for k in _HEADER_FIELDS])
     )
     return Message(data["topic"], body, kind, src, epoch, seq, stamp, cid, v)

@@ -103,6 +103,8 @@ class Inbox:
 
     def wants_fill(self) -> list[tuple[tuple[str, int], int]]:
         """Holes to fetch from a snapshot now: ``(stream, first_missing_seq)``, once each."""
+        if not self.tracker.has_holes():
+            return []
         now = time.monotonic()
         out = []
         for stream, first, _last in self.tracker.holes():
@@ -118,6 +120,8 @@ class Inbox:
 
     def expire(self) -> float | None:
         """Give up holes older than `gap_timeout`; returns seconds until the next expiry."""
+        if not (self._hole_since or self._fill_tried or self.tracker.has_holes()):
+            return None  # the common case, checked after every read
         now = time.monotonic()
         soonest: float | None = None
         open_streams = {stream for stream, _, _ in self.tracker.holes()}

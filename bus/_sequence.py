@@ -134,6 +134,9 @@ class SequenceTracker:
         st = self._streams.get(key)
         if st is None:
             st = self._streams[key] = _Stream(next=msg.seq)
+        if msg.seq == st.next and not st.pending:  # in order, nothing held: the usual case
+            st.next += 1
+            return [msg]
         if msg.seq < st.next or msg.seq in st.pending:
             self.stats.duplicates += 1
             return []
@@ -163,6 +166,10 @@ class SequenceTracker:
         for gap in [g for g in st.open if g.last < st.next]:
             gap.closed = True
             st.open.remove(gap)
+
+    def has_holes(self) -> bool:
+        """Whether any stream holds early arrivals behind a hole (cheap; checked per read)."""
+        return any(st.pending for st in self._streams.values())
 
     def holes(self) -> list[tuple[tuple[str, int], int, int]]:
         """Open holes as ``(stream, first_missing, last_missing)``."""

@@ -45,8 +45,10 @@ class MessageRing:
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def append(self, msg: Message) -> None:
-        size = array_load(msg.body)[1]
+    def append(self, msg: Message, size: int | None = None) -> None:
+        """Remember `msg`; `size` (bytes in its arrays) is computed when not given."""
+        if size is None:
+            size = array_load(msg.body)[1]
         with self._lock:
             self._items.append((msg, size))
             self._bytes += size

@@ -78,6 +78,18 @@ def test_zero_size_and_scalars() -> None:
     assert out["empty"].shape == (0, 3) and out["zero_d"].shape == () and out["np"] == 3
 
 
+def test_plain_and_array_bodies_interleave() -> None:
+    """The reused fast-path packer starts clean after a body it had to hand over."""
+    plain = {"run_id": "r1", "xs": (1, 2), "f": np.float64(0.5)}
+    for body in (plain, {"a": 1, "x": np.arange(3)}, plain, {"s": {1, 2}}, plain):
+        out = roundtrip(Message("t", body)).body
+        assert out.keys() == body.keys()
+    assert roundtrip(Message("t", plain)).body == {"run_id": "r1", "xs": [1, 2], "f": 0.5}
+    with pytest.raises(TypeError):
+        encode(Message("t", {"x": 2**70}))
+    assert roundtrip(Message("t", plain)).body["xs"] == [1, 2]
+
+
 def test_object_and_structured_dtypes_refused() -> None:
     with pytest.raises(TypeError, match="dtype"):
         encode(Message("t", {"x": np.array([object()], dtype=object)}))
@@ -101,6 +113,8 @@ def _ext(desc: list) -> msgpack.ExtType:
     [
         ([b"t", b"x"], "at least 3"),
         (_frames(msgpack.packb({1: 2})), "msgpack"),  # non-string key
+        (_frames(msgpack.packb({b"k": 2}, use_bin_type=True)), "not a string"),  # flat map
+        (_frames(msgpack.packb({"a": [{b"k": 2}]}, use_bin_type=True)), "not a string"),
         (_frames(msgpack.packb([1, 2])), "must be a map"),
         (_frames(b"\xc1"), "msgpack"),
         (_frames(msgpack.packb({"a": _ext(["|O8", [1], "C", 0])}), b"12345678"), "allowed"),

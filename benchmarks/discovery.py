@@ -2,12 +2,13 @@
 
 Every dataset is replayed offline: the "measurement" at a candidate is the dataset's own
 spectrum or pattern there, so the scalar the agent sees is exactly the true scalar map
-(`scalarize_many` over all candidates). The loop is the agent's: `seed random N` points,
-then repeatedly fit the deep-kernel GP on the measured (patch, scalar) pairs (warm start),
-predict every candidate, score with the plan's acquisition function and measure the best
-unmeasured candidate. A candidate whose scalar fails (e.g. no O counts for an EDS ratio) is
-measured-but-unusable: it uses up a measurement, is never measured again, never trains the
-model and never counts as "best found".
+(`scalarize_many` over all candidates). The loop is the agent's, run through the agent's
+own code with the plan's defaults: the seed points from `seed_indices`, then the agent's
+`Decider` (fit the deep-kernel GP on the measured (patch, scalar) pairs with a warm start,
+predict every candidate, score with the plan's acquisition function) and `select_next`.
+A candidate whose scalar fails (e.g. no O counts for an EDS ratio) is measured-but-unusable:
+it uses up a measurement, is never measured again, never trains the model and never counts
+as "best found".
 
 Per dataset and method, over several seeds:
   * to top-1 %: measurements until the best value found is in the top 1 % of the true map
@@ -22,9 +23,10 @@ Per dataset and method, over several seeds:
 
 Defaults: built-ins at 64 x 64 (dataset seed 0) with stride 2 and 8 px patches (1,024
 candidates); a budget of 10 % of the candidates (at least 5 % and 20); 10 random seed points
-(the language's default); 100 Adam steps for the first fit, 15 warm-started steps after
-each measurement; 5 run seeds (seed points and model initialisation). The SciFiReaders and
-SiO2 EDS sets are read from ../shared/data and skipped, with the reason, when absent.
+and the model settings the language gives a plan that says nothing about them (cold and
+warm-started Adam steps included, exactly as `dkl run` trains); 5 run seeds (seed points
+and model initialisation). The SciFiReaders and SiO2 EDS sets are read from ../shared/data
+and skipped, with the reason, when absent.
 
 Usage: python benchmarks/discovery.py [--quick] [--seeds 5] [--datasets plasmonic,sio2-eds]
 """
@@ -37,19 +39,20 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 
-from dkl.agent.acquisition import acquire, select_next
+from dkl.agent.acquisition import select_next
+from dkl.agent.decide import Decider
 from dkl.agent.features import candidates, patches
-from dkl.agent.models.dkl_gp import DKLModel
 from dkl.agent.scalarize import DetectorGeometry, SpectrumAxis, scalarize_many
+from dkl.agent.seeding import seed_indices
 from dkl.dsl import compile_source
-from dkl.dsl.plan import Plan
+from dkl.dsl.plan import Acquisition, Plan
 from dkl.instruments import load_builtin
 from dkl.instruments.datasets import Dataset
 from dkl.instruments.loaders import load_dataset
@@ -79,6 +82,7 @@ class Problem:
 
     case: Case
     plan: Plan
+    positions: np.ndarray  #: (N, 2) candidate (x, y)
     features: np.ndarray  #: (N, patch_px**2) standardised survey patches
     truth: np.ndarray  #: (N,) true scalar, NaN where the scalarizer fails
     top: np.ndarray  #: (N,) bool, candidate is in the top 1 % of the true map
@@ -133,19 +137,23 @@ def real_cases(data: Path = DATA) -> list[Case]:
     ]
 
 
-def plan_for(case: Case, steps: int, budget: int, n_seed: int = 5) -> Plan:
-    """Compile the case as an experiment, so the benchmark uses the agent's own settings."""
+def plan_for(case: Case, steps: int | None, budget: int, n_seed: int = 10) -> Plan:
+    """Compile the case as an experiment, so the benchmark uses the agent's own settings.
+
+    `steps` None leaves the model line out: the language's defaults, as in `dkl run`.
+    """
+    model = "" if steps is None else f"model dkl steps={steps}\n"
     text = (f"experiment \"discovery: {case.name}\"\ninstrument sim {case.instrument}\n"
             f"measure {case.modality}\npatch {case.patch_px} px\nstride {case.stride_px} px\n"
             f"scalarize {case.scalarize}\nmaximize\nacquire EI\nseed random {n_seed}\n"
-            f"model dkl steps={steps}\nstop after {budget}\n")
+            f"{model}stop after {budget}\n")
     result = compile_source(text)
     if result.plan is None:
         raise ValueError(f"{case.name}: plan does not compile: {result.diagnostics}")
     return result.plan
 
 
-def prepare(case: Case, steps: int, n_seed: int = 5) -> Problem:
+def prepare(case: Case, steps: int | None = None, n_seed: int = 10) -> Problem:
     """Load the dataset, cut candidate patches and compute the true scalar map."""
     ds = case.load()
     positions = candidates(ds.image.shape, case.patch_px, case.stride_px)
@@ -165,7 +173,7 @@ def prepare(case: Case, steps: int, n_seed: int = 5) -> Problem:
     signed = truth if plan.maximize else -truth
     threshold = np.quantile(signed[~failed], 0.99)
     top = ~failed & (np.where(failed, -np.inf, signed) >= threshold)
-    return Problem(case, plan, features, truth, top, budget)
+    return Problem(case, plan, positions, features, truth, top, budget)
 
 
 def percentile_of(problem: Problem, value: float) -> float:
@@ -194,39 +202,36 @@ def _metrics(problem: Problem, order: list[int], mean: np.ndarray | None) -> Run
     return RunResult(to_top, percentile_of(problem, float(best)), map_r, failed, order=order)
 
 
-def _model(problem: Problem, seed: int, warm_steps: int) -> DKLModel:
-    return DKLModel(problem.plan.model, problem.features.shape[1], seed, warm_steps=warm_steps)
+def plan_of(problem: Problem, method: str) -> Plan:
+    """The plan a method runs: the case's plan with EI, or with UCB at the language default."""
+    return replace(problem.plan, acquire=Acquisition(name="ucb")) if method.endswith(
+        "UCB") else problem.plan
 
 
-def run_dkl(problem: Problem, method: str, seed: int, warm_steps: int) -> RunResult:
-    """The agent's loop: random seed points, then fit / predict / acquire / select."""
+def run_dkl(problem: Problem, method: str, seed: int) -> RunResult:
+    """The agent's loop: the plan's seed points, then decide (fit/predict/score) and select."""
     t0 = time.perf_counter()
-    plan, truth, n = problem.plan, problem.truth, problem.n
-    rng = np.random.default_rng(seed)
-    model = _model(problem, seed, warm_steps)
-    acq = "ucb" if method.endswith("UCB") else "ei"
+    plan, truth, n = plan_of(problem, method), problem.truth, problem.n
+    rng = np.random.default_rng(seed)  # as the agent: one generator for seeding and fallbacks
+    queue = seed_indices(plan.seed, problem.positions, rng)[: problem.budget]
+    decider = Decider(plan, problem.features, seed)
+    radius = plan.acquire.penalty_px or None
     measured = np.zeros(n, dtype=bool)
     order: list[int] = []
-    mean = None
-    n_seed = min(plan.seed.n, problem.budget)
     while len(order) < problem.budget:
         ok = [i for i in order if np.isfinite(truth[i])]
-        if len(order) < n_seed or len(ok) < 2:  # too little to fit: sample at random
+        if queue:
+            pick = queue.pop(0)
+        elif len(ok) < 2:  # too little to fit: sample at random, as the agent does
             pick = int(rng.choice(np.flatnonzero(~measured)))
         else:
-            values = truth[ok]
-            model.fit(problem.features[ok], values)
-            mean, std = model.predict(problem.features)
-            best = float(values.max() if plan.maximize else values.min())
-            scores = acquire(acq, mean, std, y_best=best, maximize=plan.maximize,
-                             xi=plan.acquire.xi, beta=plan.acquire.beta, rng=rng)
-            pick = select_next(scores, measured)
+            decision = decider.decide(np.asarray(ok), truth[ok])
+            recent = problem.positions[order[-5:]].astype(np.float64)
+            pick = select_next(decision.scores, measured, problem.positions, recent, radius)
         measured[pick] = True
         order.append(pick)
     ok = [i for i in order if np.isfinite(truth[i])]
-    if len(ok) >= 2:  # the map after the last measurement
-        model.fit(problem.features[ok], truth[ok])
-        mean, _ = model.predict(problem.features)
+    mean = decider.decide(np.asarray(ok), truth[ok]).mean if len(ok) >= 2 else None
     result = _metrics(problem, order, mean)
     result.seconds = time.perf_counter() - t0
     return result
@@ -239,9 +244,8 @@ def run_random(problem: Problem, seed: int) -> RunResult:
     ok = [i for i in order[: problem.budget] if np.isfinite(problem.truth[i])]
     mean = None
     if len(ok) >= 2:
-        model = _model(problem, seed, 10)
-        model.fit(problem.features[ok], problem.truth[ok])
-        mean, _ = model.predict(problem.features)
+        decider = Decider(problem.plan, problem.features, seed)
+        mean = decider.decide(np.asarray(ok), problem.truth[ok]).mean
     result = _metrics(problem, order, mean)
     result.seconds = time.perf_counter() - t0
     return result
@@ -292,21 +296,19 @@ def format_table(rows: list[dict[str, object]], expected: dict[str, float]) -> s
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="smoke run: 32x32 built-ins, 2 seeds, short training")
+                        help="smoke run: 32x32 built-ins, 2 seeds, 40 cold steps")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per method (default 5)")
     parser.add_argument("--datasets", default="",
                         help="comma-separated subset, e.g. plasmonic,sio2-eds")
     parser.add_argument("--steps", type=int, default=None,
-                        help="Adam steps of the first (cold) fit (default 100)")
-    parser.add_argument("--warm-steps", type=int, default=None,
-                        help="Adam steps of each later (warm) fit (default 15)")
+                        help="the plan's `model dkl steps=` (cold fit; warm fits take the "
+                             "agent's share of it); default: the language's default")
     parser.add_argument("--seed-points", type=int, default=10,
                         help="random points before the first fit (default 10, as in the language)")
     parser.add_argument("--data", type=Path, default=DATA, help="folder of recorded datasets")
     args = parser.parse_args(argv)
     seeds = args.seeds or (2 if args.quick else 5)
-    steps = args.steps or (40 if args.quick else 100)
-    warm = args.warm_steps or (8 if args.quick else 15)
+    steps = args.steps or (40 if args.quick else None)
     cases = builtin_cases(32 if args.quick else 64) + real_cases(args.data)
     if args.datasets:
         wanted = set(args.datasets.split(","))
@@ -329,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         for method in METHODS:
             runs = [run_random(problem, s) if method == "random"
-                    else run_dkl(problem, method, s, warm) for s in range(seeds)]
+                    else run_dkl(problem, method, s) for s in range(seeds)]
             rows.append(summarise(problem, method, runs))
             print(f"  {method}: {rows[-1]['seconds']:.0f} s", flush=True)
     print()

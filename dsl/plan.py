@@ -182,7 +182,7 @@ class ModelSpec:
     name: str = "dkl"
     embed: int = 2
     hidden: tuple[int, ...] = (64, 64)
-    kernel: str = "rbf"
+    kernel: str = "matern52"
     steps: int = 200
     lr: float = 0.01
     precision: str = "single"

@@ -41,7 +41,7 @@ def _blob_dataset(size: int = 24) -> Dataset:
 def _blob_problem(discovery, steps: int = 60):
     case = discovery.Case("blob", _blob_dataset, 'builtin "plasmonic"', "eels",
                           "sum(1 eV .. 2 eV)", patch_px=5, stride_px=2, budget_frac=0.2)
-    return discovery.prepare(case, steps)
+    return discovery.prepare(case, steps, n_seed=5)
 
 
 def test_prepare_builds_the_true_map_and_the_top_set(discovery) -> None:
@@ -57,7 +57,7 @@ def test_prepare_builds_the_true_map_and_the_top_set(discovery) -> None:
 
 def test_dkl_finds_a_learnable_maximum_sooner_than_random(discovery) -> None:
     problem = _blob_problem(discovery)
-    dkl = discovery.run_dkl(problem, "dkl-EI", seed=3, warm_steps=5)
+    dkl = discovery.run_dkl(problem, "dkl-EI", seed=3)
     rand = discovery.run_random(problem, seed=3)
     n_seed = problem.plan.seed.n
     assert len(dkl.order) == problem.budget == len(set(dkl.order))

@@ -71,7 +71,7 @@ def test_trained_model_matches_exact_gp_on_its_embedding(precision, tol):
     mean, std = model.predict(xs, batch_size=4)  # 3 batches, the last one padded
     ref_mean, ref_std = exact_gp(model.embed(x).astype(np.float64), y,
                                  model.embed(xs).astype(np.float64),
-                                 model.hyperparameters(), "rbf")
+                                 model.hyperparameters(), model.spec.kernel)
     scale = np.std(y)
     np.testing.assert_allclose(mean, ref_mean, atol=tol * scale * 10)
     np.testing.assert_allclose(std, ref_std, atol=tol * scale * 10)

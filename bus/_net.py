@@ -54,8 +54,11 @@ def send_frames(sock: zmq.Socket, frames: list, flags: int = 0) -> None:
         sock.send(frame, more if i < last else int(flags), copy=len(frame) < _ZERO_COPY_FROM)
 
 
-def recv_frames(sock: zmq.Socket, flags: int = 0, copied: int = 3) -> list[Any]:
-    """Receive one multipart message: the first `copied` frames as bytes, the rest zero-copy.
+_ENVELOPE_FRAMES = 3  # topic, header, body: copied; raw array buffers after them are not
+
+
+def recv_frames(sock: zmq.Socket, flags: int = 0) -> list[Any]:
+    """Receive one multipart message: the envelope frames as bytes, the rest zero-copy.
 
     The envelope's topic, header and body are small: bytes are cheaper to decode than
     `zmq.Frame` views. Reading `Frame.more` costs far less than ``getsockopt(RCVMORE)``.
@@ -64,7 +67,7 @@ def recv_frames(sock: zmq.Socket, flags: int = 0, copied: int = 3) -> list[Any]:
     frames: list[Any] = [frame.bytes]
     while frame.more:
         frame = sock.recv(0, copy=False)
-        frames.append(frame.bytes if len(frames) < copied else frame)
+        frames.append(frame.bytes if len(frames) < _ENVELOPE_FRAMES else frame)
     return frames
 
 

@@ -28,7 +28,8 @@ warm-started Adam steps included, exactly as `dkl run` trains); 5 run seeds (see
 and model initialisation). The SciFiReaders and SiO2 EDS sets are read from ../shared/data
 and skipped, with the reason, when absent.
 
-Usage: python benchmarks/discovery.py [--quick] [--seeds 5] [--datasets plasmonic,sio2-eds]
+Usage: python benchmarks/discovery.py [--quick] [--seeds 5] [--first-seed 0]
+       [--datasets plasmonic,sio2-eds]
 """
 
 from __future__ import annotations
@@ -298,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: 32x32 built-ins, 2 seeds, 40 cold steps")
     parser.add_argument("--seeds", type=int, default=None, help="seeds per method (default 5)")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="run seeds first-seed .. first-seed + seeds - 1 (default 0)")
     parser.add_argument("--datasets", default="",
                         help="comma-separated subset, e.g. plasmonic,sio2-eds")
     parser.add_argument("--steps", type=int, default=None,
@@ -330,8 +333,8 @@ def main(argv: list[str] | None = None) -> int:
               f"failed scalars {int(np.isnan(problem.truth).sum())}, budget {problem.budget}",
               flush=True)
         for method in METHODS:
-            runs = [run_random(problem, s) if method == "random"
-                    else run_dkl(problem, method, s) for s in range(seeds)]
+            runs = [run_random(problem, s) if method == "random" else run_dkl(problem, method, s)
+                    for s in range(args.first_seed, args.first_seed + seeds)]
             rows.append(summarise(problem, method, runs))
             print(f"  {method}: {rows[-1]['seconds']:.0f} s", flush=True)
     print()

@@ -87,3 +87,16 @@ def test_missing_real_data_is_skipped_with_a_reason(discovery, tmp_path, capsys)
     assert discovery.main(["--data", str(tmp_path), "--datasets", "sio2-eds"]) == 0
     out = capsys.readouterr().out
     assert "skip sio2-eds:" in out and "not found" in out
+
+
+def test_smoothed_map_oracle_is_a_reference_for_learnable_maps(discovery) -> None:
+    case = discovery.Case("blob", _blob_dataset, 'builtin "plasmonic"', "eels",
+                          "sum(1 eV .. 2 eV)", patch_px=5, stride_px=2, budget_frac=0.2)
+    problem = discovery.prepare(case, 60, n_seed=5, oracle_px=1.0)
+    assert problem.smoothed is not None and problem.smoothed.shape == problem.truth.shape
+    assert discovery.oracle_to_top(problem) == 1.0  # a smooth blob: the local mean finds it
+    problem.top[:] = False  # a "top" the local mean does not point to: the oracle is slow
+    problem.top[int(np.argmin(problem.smoothed))] = True
+    assert discovery.oracle_to_top(problem) == problem.n
+    with pytest.raises(ValueError, match="oracle_px"):
+        discovery.oracle_to_top(discovery.prepare(case, 60, n_seed=5))

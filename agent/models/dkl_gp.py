@@ -34,6 +34,7 @@ from dkl.agent.models._tfcommon import (
     adam_update,
     as_array,
     build_mlp,
+    cross_covariance,
     draw_fourier_features,
     gaussian_nll,
     glorot_weights,
@@ -48,6 +49,30 @@ from dkl.dsl.plan import ModelSpec
 __all__ = ["DKLModel", "FitReport"]
 
 STATE_FORMAT = "dkl.DKLModel/1"
+
+
+def padded_rows(n: int) -> int:
+    """Rows the cached training embedding is zero-padded to: a power of two, at least 64.
+
+    The cross-kernel is compiled with XLA once per input shape; padding makes that once
+    per doubling of the training set instead of once per new point.
+    """
+    return max(64, 1 << (int(n) - 1).bit_length())
+
+
+def lower_triangular_sum_sq(lower: tf.Tensor, b: tf.Tensor, blocks: int = 8) -> tf.Tensor:
+    """Column sums of squares of `lower @ b` for a lower-triangular `lower`.
+
+    Row block i of the product needs only the first columns of `lower` up to the block's
+    end, so the zero upper triangle is skipped: (blocks + 1) / (2·blocks) of a full
+    matmul's multiply-adds. This product is most of the cost of the exact variance.
+    """
+    n = tf.shape(lower)[0]
+    total = tf.zeros(tf.shape(b)[1:], b.dtype)
+    for i in range(blocks):
+        lo, hi = n * i // blocks, n * (i + 1) // blocks
+        total += tf.reduce_sum(tf.square(tf.matmul(lower[lo:hi, :hi], b[:hi])), axis=0)
+    return total
 
 
 class DKLModel:
@@ -154,6 +179,9 @@ class DKLModel:
         self._sample_fn = compile_(
             self._sample_impl, input_signature=[x_spec, z_spec, v_spec, z_spec, v_spec, v_spec])
         self._embed_fn = compile_(self._features, input_signature=[x_spec])
+        # called from inside the predict and sample graphs; XLA compiles it once per shape
+        self._cross_kernel_fn = compile_(self._cross_kernel_impl, jit_compile=True,
+                                         input_signature=[x_spec, z_spec])
 
     def _initialise(self, attempt: int) -> None:
         """(Re)draw MLP weights from the seed and reset kernel parameters and Adam."""
@@ -251,6 +279,7 @@ class DKLModel:
         return tf.while_loop(lambda i, _: i < n_steps, step, start)[1]
 
     def _posterior_impl(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        """Embedded training points, L^-1 and alpha = K^-1 y: what prediction reuses."""
         self.trace_counts["posterior"] += 1
         z = self._features(x)
         n = tf.shape(z)[0]
@@ -261,21 +290,27 @@ class DKLModel:
         alpha = tf.linalg.cholesky_solve(chol, y[:, None])[:, 0]
         return z, linv, alpha
 
+    def _cross_kernel_impl(self, x: tf.Tensor, z_train: tf.Tensor) -> tuple[tf.Tensor, ...]:
+        """k(z_train, z), shape (len(z_train), len(x)), and the embedding z of x: one XLA
+        program."""
+        z = self._features(x)
+        return cross_covariance(self.spec.kernel, self._amplitude(), self._lengthscale(),
+                                z_train, z), z
+
     def _predict_impl(self, x: tf.Tensor, z_train: tf.Tensor, linv: tf.Tensor,
                       alpha: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         self.trace_counts["predict"] += 1
-        ks = self._kernel().matrix(z_train, self._features(x))  # (n, B)
+        ks = self._cross_kernel_fn(x, z_train)[0][:tf.shape(linv)[0]]  # drop the padded rows
         mean = tf.linalg.matvec(ks, alpha, transpose_a=True)
-        v = tf.matmul(linv, ks)  # L^-1 Ks, as a matmul with a cached L^-1
-        var = tf.square(self._amplitude()) - tf.reduce_sum(tf.square(v), axis=0)
+        var = tf.square(self._amplitude()) - lower_triangular_sum_sq(linv, ks)
         return mean, tf.maximum(var, 0.0)
 
     def _sample_impl(self, x: tf.Tensor, z_train: tf.Tensor, v: tf.Tensor, omega: tf.Tensor,
                      phase: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
         self.trace_counts["sample"] += 1
-        z = self._features(x)
+        ks, z = self._cross_kernel_fn(x, z_train)
         prior = tf.linalg.matvec(tf.cos(tf.matmul(z, omega, transpose_b=True) + phase), w)
-        return prior + tf.linalg.matvec(self._kernel().matrix(z, z_train), v)
+        return prior + tf.linalg.matvec(ks[:tf.shape(v)[0]], v, transpose_a=True)
 
     def _check_x(self, X: Any) -> np.ndarray:
         x = np.asarray(X)
@@ -434,10 +469,11 @@ class DKLModel:
         assert self._x_train is not None and self._y_train is not None
         xn = tf.constant(self._x_train.astype(self._np))
         ys = tf.constant(((self._y_train - self._y_mean) / self._y_std).astype(self._np))
-        post = self._posterior_fn(xn, ys)
-        if not all(bool(tf.reduce_all(tf.math.is_finite(t))) for t in post):
+        z, linv, alpha = self._posterior_fn(xn, ys)
+        if not all(bool(tf.reduce_all(tf.math.is_finite(t))) for t in (z, linv, alpha)):
             raise FloatingPointError("posterior Cholesky failed: kernel matrix not PSD")
-        self._post = post
+        n = len(self._y_train)
+        self._post = tf.pad(z, [[0, padded_rows(n) - n], [0, 0]]), linv, alpha
 
     def _batches(self, x: np.ndarray, batch_size: int | None) -> Iterator[tuple[tf.Tensor, int]]:
         """Fixed-size batches (the last one padded), converted one at a time: O(batch)."""
@@ -450,7 +486,7 @@ class DKLModel:
             keep = len(part)
             if keep < b:  # pad the last batch: every call has the same shape
                 part = np.concatenate([part, np.zeros((b - keep, x.shape[1]), self._np)])
-            yield tf.constant(part), keep
+            yield tf.convert_to_tensor(part), keep
 
     def predict(self, X: Any, batch_size: int | None = None,
                 include_noise: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -505,8 +541,8 @@ class DKLModel:
             def prior(z: np.ndarray) -> np.ndarray:
                 return np.cos(z.astype(np.float64) @ omega.T + phase) @ w
 
-            ztr = z_train.numpy()
             ys = (self._y_train - self._y_mean) / self._y_std
+            ztr = z_train.numpy()[:len(ys)]  # the cached embedding is zero-padded
             eps = rng.standard_normal(len(ys)) * np.sqrt(float(self._noise()) + self.jitter)
             li = linv.numpy().astype(np.float64)
             v = li.T @ (li @ (ys - prior(ztr) - eps))

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dkl.agent.models.dkl_gp import DKLModel
+from dkl.agent.models._tfcommon import cross_covariance, make_kernel
+from dkl.agent.models.dkl_gp import DKLModel, lower_triangular_sum_sq, padded_rows
 from dkl.dsl.plan import ModelSpec
 
 D = 6
@@ -46,9 +47,10 @@ def exact_gp(z: np.ndarray, y: np.ndarray, zs: np.ndarray, hp: dict, name: str):
     return ks.T @ alpha * hp["y_std"] + hp["y_mean"], np.sqrt(var) * hp["y_std"]
 
 
+@pytest.mark.parametrize("n", [15, 130])  # 130: past a padding boundary of the cache
 @pytest.mark.parametrize("kernel", ["rbf", "matern52"])
-def test_identity_embedding_is_a_plain_exact_gp(kernel):
-    x, y = data(15)
+def test_identity_embedding_is_a_plain_exact_gp(kernel, n):
+    x, y = data(n)
     xs, _ = data(7, seed=1)
     model = DKLModel(spec(hidden=(), embed=D, kernel=kernel, precision="double"), D, seed=0)
     model.mlp.set_weights([np.eye(D), np.zeros(D)])  # frozen identity feature extractor
@@ -59,6 +61,35 @@ def test_identity_embedding_is_a_plain_exact_gp(kernel):
     ref_mean, ref_std = exact_gp((x - shift) / scale, y, (xs - shift) / scale, hp, kernel)
     np.testing.assert_allclose(mean, ref_mean, rtol=1e-8, atol=1e-8)
     np.testing.assert_allclose(std, ref_std, rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype,rtol", [(np.float32, 2e-5), (np.float64, 1e-12)])
+@pytest.mark.parametrize("kernel", ["rbf", "matern52"])
+def test_prediction_kernel_equals_the_tfp_kernel(kernel, dtype, rtol):
+    rng = np.random.default_rng(0)
+    z1 = rng.standard_normal((37, 3)).astype(dtype)
+    z2 = np.concatenate([z1[:4], 3.0 * rng.standard_normal((9, 3))]).astype(dtype)  # r = 0 too
+    amp, ls = tf.constant(1.3, dtype), tf.constant(0.7, dtype)
+    ours = cross_covariance(kernel, amp, ls, tf.constant(z1), tf.constant(z2)).numpy()
+    ref = make_kernel(kernel, amp, ls).matrix(z1, z2).numpy()
+    assert ours.shape == (37, 13) and ours.dtype == dtype
+    np.testing.assert_allclose(ours, ref, rtol=rtol, atol=rtol * 1e-3)
+    with pytest.raises(ValueError, match="unknown kernel"):
+        cross_covariance("periodic", amp, ls, tf.constant(z1), tf.constant(z2))
+
+
+@pytest.mark.parametrize("n", [1, 3, 8, 9, 100, 257])
+def test_triangular_sum_of_squares_equals_the_full_product(n):
+    rng = np.random.default_rng(n)
+    lower = np.tril(rng.standard_normal((n, n)))
+    b = rng.standard_normal((n, 5))
+    ours = lower_triangular_sum_sq(tf.constant(lower), tf.constant(b)).numpy()
+    np.testing.assert_allclose(ours, ((lower @ b) ** 2).sum(0), rtol=1e-12)
+
+
+def test_cache_padding_doubles():
+    assert [padded_rows(n) for n in (1, 64, 65, 128, 129, 500, 513)] == [
+        64, 64, 128, 128, 256, 512, 1024]
 
 
 @pytest.mark.parametrize("precision,tol", [("double", 1e-7), ("single", 2e-3)])

@@ -7,8 +7,8 @@ the cold fit), then `--decisions` decisions are timed as the loop makes them: on
 measurement arrives, warm-started fit (default warm steps), predict mean and std over all
 candidates, EI, argmax over unmeasured candidates. p50/p95 of the decision latency and of
 each part, and the peak RSS of the process, are printed as a table. A last line gives the
-one-off cost of the prediction after the training set passes a power of two, when XLA
-compiles the cross-kernel for the doubled cache.
+one-off cost of the prediction after the training capacity doubles, when XLA compiles the
+cross-kernel for the larger cache.
 
     /work/venv/bin/python benchmarks/latency.py              # full table
     /work/venv/bin/python benchmarks/latency.py --quick      # 64x64 and n <= 200 only
@@ -121,8 +121,8 @@ def run_case(feats: np.ndarray, y: np.ndarray, n: int, decisions: int, seed: int
 
 
 def recompile_cost(feats: np.ndarray, y: np.ndarray, seed: int, spec) -> float:
-    """Extra seconds of the one prediction after the training set passes a power of two
-    (64 -> 65 points), where XLA compiles the cross-kernel for the doubled cache."""
+    """Extra seconds of the one prediction after the training capacity doubles (64 -> 65
+    points), where XLA compiles the cross-kernel for the larger cache."""
     from dkl.agent.models.dkl_gp import DKLModel
 
     order = np.random.default_rng(seed).permutation(len(feats))
@@ -184,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
             print("| " + " | ".join(row) + " |", flush=True)
         recompile[size] = recompile_cost(feats, y, args.seed, spec)
         del feats
-    print("# once per doubling of the training set (65, 129, 257, 513 ... points), XLA "
-          "compiles the cross-kernel again: " + ", ".join(
+    print("# once per doubling of the training capacity (as the training step retraces; "
+          "a run sizes it up front), XLA compiles the cross-kernel again: " + ", ".join(
               f"{s}x{s} +{t:.2f} s" for s, t in recompile.items()))
     return 0
 

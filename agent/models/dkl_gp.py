@@ -51,15 +51,6 @@ __all__ = ["DKLModel", "FitReport"]
 STATE_FORMAT = "dkl.DKLModel/1"
 
 
-def padded_rows(n: int) -> int:
-    """Rows the cached training embedding is zero-padded to: a power of two, at least 64.
-
-    The cross-kernel is compiled with XLA once per input shape; padding makes that once
-    per doubling of the training set instead of once per new point.
-    """
-    return max(64, 1 << (int(n) - 1).bit_length())
-
-
 def lower_triangular_sum_sq(lower: tf.Tensor, b: tf.Tensor, blocks: int = 8) -> tf.Tensor:
     """Column sums of squares of `lower @ b` for a lower-triangular `lower`.
 
@@ -472,8 +463,10 @@ class DKLModel:
         z, linv, alpha = self._posterior_fn(xn, ys)
         if not all(bool(tf.reduce_all(tf.math.is_finite(t))) for t in (z, linv, alpha)):
             raise FloatingPointError("posterior Cholesky failed: kernel matrix not PSD")
-        n = len(self._y_train)
-        self._post = tf.pad(z, [[0, padded_rows(n) - n], [0, 0]]), linv, alpha
+        # zero-padded to the training capacity: the cross-kernel's XLA program sees a new
+        # shape only when the training step retraces too (the padded rows are sliced off)
+        pad = max(self.capacity - len(self._y_train), 0)
+        self._post = tf.pad(z, [[0, pad], [0, 0]]), linv, alpha
 
     def _batches(self, x: np.ndarray, batch_size: int | None) -> Iterator[tuple[tf.Tensor, int]]:
         """Fixed-size batches (the last one padded), converted one at a time: O(batch)."""

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from dkl.agent.models._tfcommon import cross_covariance, make_kernel
-from dkl.agent.models.dkl_gp import DKLModel, lower_triangular_sum_sq, padded_rows
+from dkl.agent.models.dkl_gp import DKLModel, lower_triangular_sum_sq
 from dkl.dsl.plan import ModelSpec
 
 D = 6
@@ -47,7 +47,7 @@ def exact_gp(z: np.ndarray, y: np.ndarray, zs: np.ndarray, hp: dict, name: str):
     return ks.T @ alpha * hp["y_std"] + hp["y_mean"], np.sqrt(var) * hp["y_std"]
 
 
-@pytest.mark.parametrize("n", [15, 130])  # 130: past a padding boundary of the cache
+@pytest.mark.parametrize("n", [15, 130])  # 130: a cache padded from 130 to 256 rows
 @pytest.mark.parametrize("kernel", ["rbf", "matern52"])
 def test_identity_embedding_is_a_plain_exact_gp(kernel, n):
     x, y = data(n)
@@ -85,11 +85,6 @@ def test_triangular_sum_of_squares_equals_the_full_product(n):
     b = rng.standard_normal((n, 5))
     ours = lower_triangular_sum_sq(tf.constant(lower), tf.constant(b)).numpy()
     np.testing.assert_allclose(ours, ((lower @ b) ** 2).sum(0), rtol=1e-12)
-
-
-def test_cache_padding_doubles():
-    assert [padded_rows(n) for n in (1, 64, 65, 128, 129, 500, 513)] == [
-        64, 64, 128, 128, 256, 512, 1024]
 
 
 @pytest.mark.parametrize("precision,tol", [("double", 1e-7), ("single", 2e-3)])

@@ -4,7 +4,8 @@
     /work/venv/bin/python benchmarks/bus.py --quick    # a few seconds
 
 Throughput: a publisher in a child process sends N messages through an XSUB/XPUB proxy
-to a subscriber in this process (time from the first to the last message received).
+to a subscriber in this process (time from telling the connected, ready publisher to go
+until the last message is received and decoded).
 `dkl.bus` = Publisher -> Proxy -> Subscriber (envelope, seq tracking, strict decoding,
 arrays as zero-copy buffers). Two raw pyzmq baselines, PUB -> zmq.proxy -> SUB:
   * raw bytes: one frame of the payload's bytes, received and never looked at (the
@@ -12,6 +13,10 @@ arrays as zero-copy buffers). Two raw pyzmq baselines, PUB -> zmq.proxy -> SUB:
   * raw + msgpack: what an application must write to carry the same message with plain
     pyzmq: a topic frame and the msgpack-packed body (arrays as a zero-copy frame beside
     it), unpacked on receipt.
+Batched rows: the publisher hands 100 events at a time to `Publisher.publish_many` (one
+wire message, each event keeps its own seq; the subscriber still returns them one by
+one); "raw + msgpack" then packs the same 100 bodies into one frame. "raw bytes" stays
+one frame per event: the ceiling for sending events one at a time.
 Latency: RpcClient.call -> RpcServer (worker thread, idempotency cache) against a raw
 REQ/REP echo. Targets: >= 50 % of raw throughput; p99 round trip < 2 ms.
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import platform
+import select
 import subprocess
 import sys
 import threading
@@ -43,17 +49,46 @@ def _payloads() -> dict[str, tuple[dict, bytes]]:
     }
 
 
-def _spawn(mode: str, payload: str, n: int, endpoint: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, __file__, "--child", mode, payload, str(n), endpoint])
+BATCH = 100  # events per publish_many call in the batched rows
 
 
-def _child(mode: str, payload: str, n: int, endpoint: str) -> None:
+def _spawn(mode: str, payload: str, n: int, endpoint: str, batch: int) -> subprocess.Popen:
+    args = ["--child", mode, payload, str(n), endpoint, str(batch)]
+    pipe = subprocess.PIPE
+    return subprocess.Popen([sys.executable, __file__, *args], stdin=pipe, stdout=pipe)
+
+
+def _go(child: subprocess.Popen, timeout: float = 60.0) -> float:
+    """Wait for the child's "ready" (connected and subscribed-to), start it; the start time."""
+    assert child.stdout is not None and child.stdin is not None
+    readable, _, _ = select.select([child.stdout], [], [], timeout)
+    if not readable or child.stdout.readline() != b"ready\n":
+        child.kill()
+        raise RuntimeError("benchmark publisher did not become ready")
+    start = time.perf_counter()
+    child.stdin.write(b"go\n")
+    child.stdin.flush()
+    return start
+
+
+def _ready_then_wait_for_go() -> None:
+    print("ready", flush=True)
+    sys.stdin.readline()
+
+
+def _child(mode: str, payload: str, n: int, endpoint: str, batch: int) -> None:
     """Publisher side, in its own process (its own GIL), as in real deployments."""
     body, raw = _payloads()[payload]
     if mode == "bus":
         pub = Publisher(endpoint, "bench", hwm=0, history=1)
-        for _ in range(n):
-            pub.publish("bench.x", body)
+        _ready_then_wait_for_go()
+        if batch > 1:
+            bodies = [body] * batch
+            for _ in range(n // batch):
+                pub.publish_many("bench.x", bodies)
+        else:
+            for _ in range(n):
+                pub.publish("bench.x", body)
         pub.close(linger=120)  # deliver the whole backlog before exiting
         return
     ctx = zmq.Context()
@@ -61,9 +96,15 @@ def _child(mode: str, payload: str, n: int, endpoint: str) -> None:
     sock.sndhwm = 0
     sock.connect(endpoint)
     sock.recv()
+    _ready_then_wait_for_go()
     if mode == "raw":
         for _ in range(n):
             sock.send(raw, copy=len(raw) < 65536)
+    elif batch > 1:  # raw + msgpack, the same batches: a list of bodies in one frame
+        packed = msgpack.packb([body] * batch)
+        for _ in range(n // batch):
+            sock.send(b"bench.x", zmq.SNDMORE)
+            sock.send(msgpack.packb(msgpack.unpackb(packed)))  # pack per batch, as a sender must
     else:  # raw + msgpack: topic, packed metadata, arrays as their own zero-copy frames
         meta = {k: v for k, v in body.items() if not isinstance(v, np.ndarray)}
         arrays = [v for v in body.values() if isinstance(v, np.ndarray)]
@@ -76,25 +117,23 @@ def _child(mode: str, payload: str, n: int, endpoint: str) -> None:
     ctx.term()
 
 
-def bus_throughput(payload: str, n: int) -> float:
+def bus_throughput(payload: str, n: int, batch: int = 1) -> float:
     ctx = zmq.Context()
     with Proxy("tcp://127.0.0.1:0", "tcp://127.0.0.1:0", hwm=0) as proxy:
         sub = Subscriber(proxy.endpoints.backend, ["bench."], ctx=ctx, hwm=0, maxlen=n + 1)
-        child = _spawn("bus", payload, n, proxy.endpoints.frontend)
-        first = sub.recv(timeout=60)
-        assert first is not None
-        start = time.perf_counter()
-        for _ in range(n - 1):
+        child = _spawn("bus", payload, n, proxy.endpoints.frontend, batch)
+        start = _go(child)
+        for _ in range(n):
             assert sub.recv(timeout=30) is not None
         elapsed = time.perf_counter() - start
         assert child.wait(30) == 0
         assert sub.stats.lost == 0 and not sub.stats.gaps
         sub.close()
     ctx.term()
-    return (n - 1) / elapsed
+    return n / elapsed
 
 
-def raw_throughput(payload: str, n: int, mode: str = "raw") -> float:
+def raw_throughput(payload: str, n: int, mode: str = "raw", batch: int = 1) -> float:
     ctx = zmq.Context()
     xsub, xpub = ctx.socket(zmq.XSUB), ctx.socket(zmq.XPUB)
     for s in (xsub, xpub):
@@ -117,29 +156,30 @@ def raw_throughput(payload: str, n: int, mode: str = "raw") -> float:
     probe.close(linger=0)
     while sub.poll(50):
         sub.recv()
-    child = _spawn(mode, payload, n, front)
+    child = _spawn(mode, payload, n, front, batch)
     receive = _receive_raw if mode == "raw" else _receive_msgpack
-    receive(sub)
-    start = time.perf_counter()
-    for _ in range(n - 1):
-        receive(sub)
+    start, got = _go(child), 0
+    while got < n:
+        got += receive(sub)  # events in the message
     elapsed = time.perf_counter() - start
     assert child.wait(30) == 0
     sub.close(linger=0)
     ctx.term()  # ends zmq.proxy with ContextTerminated
     proxy.join(2)
-    return (n - 1) / elapsed
+    return n / elapsed
 
 
-def _receive_raw(sub: zmq.Socket) -> None:
+def _receive_raw(sub: zmq.Socket) -> int:
     sub.recv(copy=False)
+    return 1
 
 
-def _receive_msgpack(sub: zmq.Socket) -> None:
+def _receive_msgpack(sub: zmq.Socket) -> int:
     _topic, meta, *arrays = sub.recv_multipart(copy=False)
-    msgpack.unpackb(meta.bytes)
+    value = msgpack.unpackb(meta.bytes)
     for frame in arrays:
         np.frombuffer(frame.buffer, np.float32)
+    return len(value) if isinstance(value, list) else 1
 
 
 def _run_proxy(xsub: zmq.Socket, xpub: zmq.Socket) -> None:
@@ -198,11 +238,11 @@ def raw_latency(n: int) -> np.ndarray:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer messages (smoke run)")
-    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        mode, payload, n, endpoint = args.child
-        _child(mode, payload, int(n), endpoint)
+        mode, payload, n, endpoint, batch = args.child
+        _child(mode, payload, int(n), endpoint, int(batch))
         return
     scale = 0.1 if args.quick else 1.0
     counts = {"100 B event": 100_000, "64 KB spectrum": 10_000, "512 KB frame": 2_000}
@@ -213,13 +253,16 @@ def main() -> None:
     print("\nThroughput through the proxy (messages/s; ratios = dkl.bus / raw pyzmq)")
     print(f"{'payload':<16}{'n':>8}{'dkl.bus':>12}{'raw bytes':>12}{'ratio':>7}"
           f"{'raw+msgpack':>13}{'ratio':>7}{'dkl MB/s':>10}")
-    for name, (_, raw) in _payloads().items():
-        n = max(200, int(counts[name] * scale))
-        ours = bus_throughput(name, n)
+    rows = [(name, 1) for name in counts] + [("100 B event", BATCH)]
+    for name, batch in rows:
+        raw = _payloads()[name][1]
+        n = max(200, int(counts[name] * scale)) // batch * batch
+        ours = bus_throughput(name, n, batch)
         bare = raw_throughput(name, n, "raw")
-        packed = raw_throughput(name, n, "msgpack")
+        packed = raw_throughput(name, n, "msgpack", batch)
         mbs = ours * len(raw) / 1e6
-        print(f"{name:<16}{n:>8}{ours:>12,.0f}{bare:>12,.0f}{ours / bare:>7.2f}"
+        label = name if batch == 1 else f"{name[:5]} x{batch} batch"
+        print(f"{label:<16}{n:>8}{ours:>12,.0f}{bare:>12,.0f}{ours / bare:>7.2f}"
               f"{packed:>13,.0f}{ours / packed:>7.2f}{mbs:>10.0f}")
     n = max(500, int(10_000 * scale))
     worker, inline = bus_latency(n) * 1e3, bus_latency(n, threaded=False) * 1e3

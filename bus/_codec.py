@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain, repeat
 from typing import Any
 
 import msgpack
@@ -40,6 +41,7 @@ class Limits:
     max_buffers: int = 64
     max_depth: int = 32
     max_ndim: int = 32
+    max_batch: int = 4096
 
 
 DEFAULT_LIMITS = Limits()
@@ -134,7 +136,9 @@ def _array_ext(arr: np.ndarray, buffers: list[Any]) -> msgpack.ExtType:
     return msgpack.ExtType(_ARRAY_EXT, msgpack.packb(desc))
 
 
-def unpack_body(data: Any, buffers: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Any:
+def unpack_body(
+    data: Any, buffers: Sequence[Any], limits: Limits = DEFAULT_LIMITS, max_depth: int | None = None
+) -> Any:
     """Unpack msgpack produced by `pack_body`, putting arrays back (read-only views)."""
 
     def ext_hook(code: int, payload: bytes) -> Any:
@@ -153,7 +157,7 @@ def unpack_body(data: Any, buffers: Sequence[Any], limits: Limits = DEFAULT_LIMI
         raise
     except Exception as err:  # msgpack raises many types for bad input
         raise MessageDecodeError(f"body is not valid msgpack: {err}") from err
-    _check_tree(value, limits.max_depth)
+    _check_tree(value, limits.max_depth if max_depth is None else max_depth)
     return value
 
 
@@ -192,6 +196,8 @@ def _check_tree(value: Any, max_depth: int) -> None:
                 break
         else:
             return
+    elif type(value) is list and max_depth > 1 and _flat_maps(value):  # a batch of events
+        return
     stack: list[tuple[Any, int]] = [(value, 0)]
     while stack:
         node, depth = stack.pop()
@@ -208,6 +214,18 @@ def _check_tree(value: Any, max_depth: int) -> None:
 
 
 _CONTAINERS = (dict, list)
+
+
+def _flat_maps(items: list[Any]) -> bool:
+    """Whether `items` are maps with string keys and no containers as values (loops in C)."""
+    if set(map(type, items)) != {dict}:
+        return False
+    try:
+        "".join(chain.from_iterable(items))  # TypeError unless every key is a str
+    except TypeError:
+        return False
+    values = set(map(type, chain.from_iterable(map(dict.values, items))))
+    return dict not in values and list not in values
 
 
 def array_load(value: Any) -> tuple[int, int]:
@@ -236,7 +254,47 @@ def encode(msg: Message) -> list[Any]:
         body = pack_body(msg.body, buffers)
     except (TypeError, ValueError, OverflowError) as err:
         raise TypeError(f"message {msg.topic!r}: {err}") from err
-    fields = [
+    return [msg.topic.encode(), _packer().pack(_header_fields(msg)), body, *buffers]
+
+
+def encode_batch(first: Message, bodies: Sequence[Any]) -> list[Any]:
+    """Frames carrying ``len(bodies)`` consecutive messages as one: `first`'s header with
+    the count appended (field 8, ``n``), and the array of the bodies as body.
+
+    The messages share `first`'s topic, kind, stream, time and cid; receivers expand
+    them with seq ``first.seq .. first.seq + n - 1``. Arrays share the raw buffers.
+    """
+    buffers: list[Any] = []
+    try:
+        body = pack_body(bodies if type(bodies) is list else list(bodies), buffers)
+    except (TypeError, ValueError, OverflowError) as err:
+        raise TypeError(f"message {first.topic!r}: {err}") from err
+    header = _header_fields(first)
+    header.append(len(bodies))
+    return [first.topic.encode(), _packer().pack(header), body, *buffers]
+
+
+def messages(first: Message, bodies: Sequence[Any]) -> list[Message]:
+    """The messages a batch stands for: `first`'s fields, one per body, seq counting up."""
+    n = len(bodies)
+    return list(
+        map(
+            Message,
+            repeat(first.topic, n),
+            bodies,
+            repeat(first.kind, n),
+            repeat(first.src, n),
+            repeat(first.epoch, n),
+            range(first.seq, first.seq + n),
+            repeat(first.time, n),
+            repeat(first.cid, n),
+            repeat(first.v, n),
+        )
+    )
+
+
+def _header_fields(msg: Message) -> list[Any]:
+    return [
         SCHEMA_VERSION,
         msg.kind or msg.topic,
         msg.src,
@@ -245,11 +303,23 @@ def encode(msg: Message) -> list[Any]:
         float(msg.time or time.time()),
         msg.cid,
     ]
-    return [msg.topic.encode(), _packer().pack(fields), body, *buffers]
 
 
 def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Message:
-    """Rebuild a `Message` from frames (bytes or `zmq.Frame`), strictly and bounded.
+    """Rebuild one `Message` from frames (bytes or `zmq.Frame`), strictly and bounded.
+
+    Raises:
+        MessageDecodeError: if any rule of the envelope is broken, or the frames carry a
+            batch (use `decode_many`).
+    """
+    msgs = decode_many(frames, limits)
+    if len(msgs) != 1:
+        raise MessageDecodeError(f"a batch of {len(msgs)} messages where one was expected")
+    return msgs[0]
+
+
+def decode_many(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> list[Message]:
+    """The messages in frames: one for a plain envelope, ``n`` for a batch.
 
     Raises:
         MessageDecodeError: if any rule of the envelope is broken.
@@ -275,14 +345,24 @@ def decode(frames: Sequence[Any], limits: Limits = DEFAULT_LIMITS) -> Message:
         topic = topic_b.decode() if type(topic_b) is bytes else bytes(topic_b).decode()
     except UnicodeDecodeError as err:
         raise MessageDecodeError("topic is not UTF-8") from err
-    v, kind, src, epoch, seq, stamp, cid = _decode_header(header_b)
-    body = unpack_body(body_b, buffers, limits) if buffers else _unpack_plain(body_b, limits)
-    if type(body) is not dict:
-        raise MessageDecodeError("body must be a map")
-    return Message(topic, body, kind, src, epoch, seq, stamp, cid, v)
+    header = _unpack_header(header_b)
+    v, kind, src, epoch, seq, stamp, cid = _check_header(header)
+    count = header[7] if len(header) > 7 else None
+    if count is not None and (type(count) is not int or not 1 <= count <= limits.max_batch):
+        raise MessageDecodeError(f"batch count must be an integer in 1..{limits.max_batch}")
+    # the tree check of a batch starts one level down, at the bodies
+    depth = limits.max_depth + (count is not None)
+    body = unpack_body(body_b, buffers, limits, depth) if buffers else _unpack_plain(body_b, depth)
+    if count is None:
+        if type(body) is not dict:
+            raise MessageDecodeError("body must be a map")
+        return [Message(topic, body, kind, src, epoch, seq, stamp, cid, v)]
+    if type(body) is not list or len(body) != count or set(map(type, body)) != {dict}:
+        raise MessageDecodeError(f"a batch body must be an array of {count} maps")
+    return messages(Message(topic, {}, kind, src, epoch, seq, stamp, cid, v), body)
 
 
-def _unpack_plain(data: Any, limits: Limits) -> Any:
+def _unpack_plain(data: Any, max_depth: int) -> Any:
     """`unpack_body` for bodies without raw buffers (the common small event)."""
     try:
         value = msgpack.unpackb(data, ext_hook=_no_buffers, raw=False, strict_map_key=True)
@@ -290,7 +370,7 @@ def _unpack_plain(data: Any, limits: Limits) -> Any:
         raise
     except Exception as err:
         raise MessageDecodeError(f"body is not valid msgpack: {err}") from err
-    _check_tree(value, limits.max_depth)
+    _check_tree(value, max_depth)
     return value
 
 
@@ -303,13 +383,19 @@ def _no_buffers(code: int, payload: bytes) -> Any:
 _HEADER_FIELDS = ("v", "kind", "src", "epoch", "seq", "time", "cid")
 
 
-def _decode_header(data: Any) -> tuple[int, str, str, int, int, float, str | None]:
-    """Header array ``[v, kind, src, epoch, seq, time, cid, ...]``; later fields are ignored."""
+def _unpack_header(data: Any) -> list[Any]:
     try:
         header = msgpack.unpackb(data, raw=False)
     except Exception as err:
         raise MessageDecodeError(f"header is not valid msgpack: {err}") from err
-    if type(header) is not list or len(header) < 7:
+    if type(header) is not list:
+        raise MessageDecodeError("header must be an array")
+    return header
+
+
+def _check_header(header: list[Any]) -> tuple[int, str, str, int, int, float, str | None]:
+    """Header array ``[v, kind, src, epoch, seq, time, cid, n?, ...]``; later fields ignored."""
+    if len(header) < 7:
         raise MessageDecodeError("header must be an array of at least 7 fields")
     v, kind, src, epoch, seq, stamp, cid = header[:7]
     if type(v) is not int or type(kind) is not str or type(src) is not str:
@@ -349,7 +435,5 @@ def message_from_dict(data: Any) -> Message:
     fields = data.get("header")
     if not isinstance(fields, dict):
         raise MessageDecodeError("embedded message header must be a map")
-    v, kind, src, epoch, seq, stamp, cid = _decode_header(
-        _packer().pack([fields.get(k) for k in _HEADER_FIELDS])
-    )
+    v, kind, src, epoch, seq, stamp, cid = _check_header([fields.get(k) for k in _HEADER_FIELDS])
     return Message(data["topic"], body, kind, src, epoch, seq, stamp, cid, v)

@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
 from typing import Any
 
-from ._codec import DEFAULT_LIMITS, Limits, Message, decode
+from ._codec import DEFAULT_LIMITS, Limits, Message, decode_many
 from ._errors import MessageDecodeError
 from ._sequence import SequenceTracker, SubscriberStats
 
@@ -64,15 +64,29 @@ class Inbox:
         return len(self._queue) >= 0.8 * self.maxlen or self.stats.overflowed > 0
 
     def feed(self, frames: list[Any]) -> None:
-        """Take one received multipart message (bytes or frames)."""
+        """Take one received multipart message (bytes or frames): one message or a batch."""
         try:
-            msg = decode(frames, self.limits)
+            msgs = decode_many(frames, self.limits)
         except MessageDecodeError as err:
             self.stats.malformed += 1
             if self.stats.malformed % _LOG_EVERY == 1:
                 log.warning("dropped malformed message (%d so far): %s", self.stats.malformed, err)
             return
-        self.offer(msg)
+        self.offer(msgs[0])  # a new stream's first message decides late join
+        if len(msgs) == 1:
+            return
+        rest = msgs[1:]
+        self.stats.received += len(rest)
+        ready = self.tracker.offer_many(rest)
+        if (
+            ready is rest  # in order: all of one topic
+            and rest[0].topic not in self.conflate
+            and len(self._queue) + len(rest) <= self.maxlen
+        ):
+            self._queue.extend(rest)
+        else:
+            for msg in ready:
+                self._enqueue(msg)
 
     def offer(self, msg: Message, *, from_snapshot: bool = False) -> None:
         """Track one decoded message (live or from a snapshot)."""
@@ -166,11 +180,12 @@ class Inbox:
 
     def pop(self) -> Message | None:
         """The next in-order message, or None."""
-        if not self._queue:
+        try:
+            msg = self._queue.popleft()
+        except IndexError:
             return None
-        msg = self._queue.popleft()
         self.stats.delivered += 1
-        if msg.topic in self.conflate:
+        if self.conflate and msg.topic in self.conflate:
             field = self.conflate[msg.topic]
             key = (msg.topic, msg.body.get(field) if field else None)
             if self._latest.get(key) is msg:

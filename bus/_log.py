@@ -53,11 +53,16 @@ class MessageLog:
 
     def append(self, msg: Message) -> None:
         """Write `msg` durably (flush + fsync) before returning."""
-        frames = [bytes(f) for f in encode(msg)]
-        payload = msgpack.packb(frames, use_bin_type=True)
-        record = _HEAD.pack(len(payload), zlib.crc32(payload)) + payload
+        self.extend([msg])
+
+    def extend(self, msgs: list[Message]) -> None:
+        """Write `msgs`, one record each, durably with a single flush + fsync."""
+        records = []
+        for msg in msgs:
+            payload = msgpack.packb([bytes(f) for f in encode(msg)], use_bin_type=True)
+            records.append(_HEAD.pack(len(payload), zlib.crc32(payload)) + payload)
         with self._lock:
-            self._file.write(record)
+            self._file.write(b"".join(records))
             self._file.flush()
             if self._fsync:
                 os.fsync(self._file.fileno())

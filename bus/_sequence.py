@@ -37,6 +37,13 @@ class Sequencer:
             self._next += 1
         return Message(topic, body, kind or topic, self.src, self.epoch, seq, time.time(), cid)
 
+    def stamp_batch(self, topic: str, count: int, kind: str = "") -> Message:
+        """The first of `count` consecutive messages (empty body): a batch's header."""
+        with self._lock:
+            first = self._next
+            self._next += count
+        return Message(topic, {}, kind or topic, self.src, self.epoch, first, time.time())
+
 
 @dataclass
 class Gap:
@@ -148,6 +155,23 @@ class SequenceTracker:
         out = [msg]
         st.next += 1
         self._drain(st, out)
+        return out
+
+    def offer_many(self, msgs: list[Message]) -> list[Message]:
+        """`offer` for consecutive messages of one stream (a decoded batch).
+
+        Returns `msgs` itself when all of them were deliverable in order (the usual case).
+        """
+        key = msgs[0].stream
+        st = self._streams.get(key)
+        if st is None:
+            st = self._streams[key] = _Stream(next=msgs[0].seq)
+        if msgs[0].seq == st.next and not st.pending:
+            st.next += len(msgs)
+            return msgs
+        out: list[Message] = []
+        for msg in msgs:
+            out.extend(self.offer(msg))
         return out
 
     def _hold(self, st: _Stream, key: tuple[str, int], msg: Message) -> None:

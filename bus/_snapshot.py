@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
-from ._codec import Message, array_load, message_from_dict, message_to_dict
+from ._codec import Message, array_load, message_from_dict, message_to_dict, messages
 from ._errors import MessageDecodeError
 from ._rpc_client import RpcClient
 from ._rpc_server import RpcServer
@@ -35,33 +35,53 @@ class SnapshotSource(Protocol):
 class MessageRing:
     """Recent messages in memory, bounded by count and by array bytes.
 
-    The default source behind a `Publisher` without a journal.
+    The default source behind a `Publisher` without a journal. A batch is kept as its
+    first message and its bodies, and expanded only when asked for; the ring drops whole
+    batches, so it holds at least the last `maxlen` messages and at most one batch more.
     """
 
     def __init__(self, maxlen: int = 10_000, max_bytes: int = 64 * 2**20) -> None:
         self.maxlen = maxlen
         self.max_bytes = max_bytes
-        self._items: deque[tuple[Message, int]] = deque()
+        self._chunks: deque[tuple[Message, list[Any] | None, int, int]] = deque()
+        self._count = 0
         self._bytes = 0
         self._lock = threading.Lock()
 
     def append(self, msg: Message, size: int | None = None) -> None:
         """Remember `msg`; `size` (bytes in its arrays) is computed when not given."""
+        self._add((msg, None, 1, array_load(msg.body)[1] if size is None else size))
+
+    def extend(self, first: Message, bodies: list[Any], size: int | None = None) -> None:
+        """Remember a batch (see `encode_batch`); `size` is the bytes in all its arrays."""
         if size is None:
-            size = array_load(msg.body)[1]
+            size = array_load(bodies)[1]
+        self._add((first, bodies, len(bodies), size))
+
+    def _add(self, chunk: tuple[Message, list[Any] | None, int, int]) -> None:
         with self._lock:
-            self._items.append((msg, size))
-            self._bytes += size
-            while self._items and (len(self._items) > self.maxlen or self._bytes > self.max_bytes):
-                self._bytes -= self._items.popleft()[1]
+            self._chunks.append(chunk)
+            self._count += chunk[2]
+            self._bytes += chunk[3]
+            while self._chunks and (
+                self._count - self._chunks[0][2] >= self.maxlen or self._bytes > self.max_bytes
+            ):
+                _, _, count, size = self._chunks.popleft()
+                self._count -= count
+                self._bytes -= size
 
     def since(self, since_seq: int) -> Iterator[Message]:
         with self._lock:
-            items = [m for m, _ in self._items]
-        return (m for m in items if m.seq >= since_seq)
+            chunks = list(self._chunks)
+        for first, bodies, count, _ in chunks:
+            if first.seq + count <= since_seq:
+                continue
+            for msg in [first] if bodies is None else messages(first, bodies):
+                if msg.seq >= since_seq:
+                    yield msg
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self._count
 
 
 def snapshot_page(

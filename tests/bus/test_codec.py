@@ -9,7 +9,7 @@ import msgpack
 import numpy as np
 import pytest
 
-from dkl.bus import Limits, Message, MessageDecodeError, decode, encode
+from dkl.bus import Limits, Message, MessageDecodeError, decode, decode_many, encode, encode_batch
 
 DTYPES = ["u1", "i2", "<i4", ">i8", "f2", "f4", ">f8", "c8", "c16", "?", "M8[ns]", "U3"]
 
@@ -150,9 +150,18 @@ def test_limits_depth_size_and_buffers() -> None:
         roundtrip(Message("t", {"x": np.zeros(100)}), limits)
 
 
-def test_random_garbage_only_raises_decode_error() -> None:
+_ONE = Message("t", {"a": np.arange(5), "b": {"c": "d"}})
+_BATCH = [{"i": i, "a": np.arange(3), "s": "x" * i} for i in range(8)]
+
+
+@pytest.mark.parametrize(
+    "good",
+    [encode(_ONE), encode_batch(Message("t", {}, "t", "s", 1, 9), _BATCH)],
+    ids=["message", "batch"],
+)
+def test_random_garbage_only_raises_decode_error(good: list) -> None:
     rng = random.Random(1)
-    good = [bytes(f) for f in encode(Message("t", {"a": np.arange(5), "b": {"c": "d"}}))]
+    good = [bytes(f) for f in good]
     for _ in range(3000):
         frames = [bytearray(f) for f in good]
         for _ in range(rng.randint(1, 4)):
@@ -162,4 +171,4 @@ def test_random_garbage_only_raises_decode_error() -> None:
             else:
                 del frame[rng.randrange(len(frame) + 1) :]
         with contextlib.suppress(MessageDecodeError):
-            decode([bytes(f) for f in frames])
+            decode_many([bytes(f) for f in frames])

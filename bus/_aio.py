@@ -216,6 +216,11 @@ class AsyncSubscriber:
             if not self.inbox.full and await self._sock.poll(wait_ms, zmq.POLLIN):
                 await self._read_one()
 
+    async def recv_many(self, limit: int = 1000, timeout: float | None = None) -> list[Message]:
+        """The messages ready now (see `Subscriber.recv_many`)."""
+        first = await self.recv(timeout)
+        return [] if first is None else [first, *self.inbox.pop_many(limit - 1)]
+
     async def _repair(self) -> None:
         for (src, epoch), first in self.inbox.wants_fill():
             try:

@@ -192,5 +192,21 @@ class Inbox:
                 del self._latest[key]
         return msg
 
+    def pop_many(self, limit: int) -> list[Message]:
+        """Up to `limit` in-order messages, oldest first (those queued now; maybe none)."""
+        queue = self._queue
+        if self.conflate:
+            out = []
+            while len(out) < limit and (msg := self.pop()) is not None:
+                out.append(msg)
+            return out
+        if limit >= len(queue):
+            out = list(queue)
+            queue.clear()
+        else:
+            out = [queue.popleft() for _ in range(limit)]
+        self.stats.delivered += len(out)
+        return out
+
     def __len__(self) -> int:
         return len(self._queue)

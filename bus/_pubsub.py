@@ -299,6 +299,13 @@ class Subscriber:
                 waits.append(left)
             self._sock.poll(min(waits) * 1000 + 1 if waits else None)
 
+    def recv_many(self, limit: int = 1000, timeout: float | None = None) -> list[Message]:
+        """The messages ready now, in order (at most `limit`), waiting up to `timeout` (s)
+        for the first; empty if none came. For high-rate streams: one call, many messages.
+        """
+        first = self.recv(timeout)
+        return [] if first is None else [first, *self.inbox.pop_many(limit - 1)]
+
     def _read_available(self, batch: int = 1000) -> None:
         """Move up to about `batch` messages from the socket into the inbox.
 

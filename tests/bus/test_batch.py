@@ -148,12 +148,14 @@ def test_inbox_conflates_and_bounds_messages_inside_batches() -> None:
     inbox.feed(encode_batch(maps, [{"run_id": "r", "i": i} for i in range(4)]))
     events = Message("run.event", {}, "run.event", "a", 1, 4)
     inbox.feed(encode_batch(events, [{"i": i} for i in range(8)]))
-    out = []
-    while (msg := inbox.pop()) is not None:
-        out.append((msg.topic, msg.seq))
+    out = [(msg.topic, msg.seq) for msg in inbox.pop_many(4)]
+    out += [(msg.topic, msg.seq) for msg in inbox.pop_many(100)]
     assert inbox.stats.conflated == 3 and inbox.stats.received == 12
     assert out == [("run.event", s) for s in range(6, 12)]  # bounded: the oldest dropped
-    assert inbox.stats.overflowed == 3
+    assert inbox.stats.overflowed == 3 and inbox.stats.delivered == 6
+    latest = Inbox(conflate={"run.maps": "run_id"})
+    latest.feed(encode_batch(maps, [{"run_id": r, "i": i} for i, r in enumerate("aab")]))
+    assert [m.body["i"] for m in latest.pop_many(10)] == [1, 2] and latest.pop() is None
 
 
 def test_ring_keeps_batches_whole_and_expands_them_on_demand() -> None:
@@ -188,12 +190,15 @@ def test_published_batches_arrive_in_order_with_singles_between(
     assert len(syncs) == 1  # one fsync for the whole batch
     pub.publish("scan.stop", {})
     assert seqs == range(1, 301) and pub.publish_many("scan.pixel", []) == range(302, 302)
-    got = [sub.recv(timeout=5.0) for _ in range(302)]
-    assert all(m is not None for m in got)
+    got = [sub.recv(timeout=5.0)]
+    while len(got) < 302 and (more := sub.recv_many(limit=50, timeout=5.0)):
+        assert len(more) <= 50
+        got += more
     assert [m.seq for m in got] == list(range(302))
     assert [m.topic for m in got] == ["scan.start"] + ["scan.pixel"] * 300 + ["scan.stop"]
     np.testing.assert_array_equal(got[250].body["v"], [249, 249])
-    assert sub.stats.gaps == [] and sub.stats.received == 302
+    assert sub.stats.gaps == [] and sub.stats.received == sub.stats.delivered == 302
+    assert sub.recv_many(timeout=0.05) == []
     assert [m.seq for m in read_log(tmp_path / "journal.log")] == list(range(302))
     sub.close()
     pub.close()
@@ -234,8 +239,8 @@ def test_async_subscriber_expands_batches(proxy: Proxy, ctx: zmq.Context) -> Non
             await sub.wait_ready(5.0)
             pub.publish_many("line.pixel", [{"i": i} for i in range(50)])
             got = []
-            while len(got) < 50 and (msg := await sub.recv(timeout=5.0)) is not None:
-                got.append((msg.seq, msg.body["i"]))
+            while len(got) < 50 and (msgs := await sub.recv_many(timeout=5.0)):
+                got += [(msg.seq, msg.body["i"]) for msg in msgs]
             return got
         finally:
             sub.close()

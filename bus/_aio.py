@@ -218,6 +218,8 @@ class AsyncSubscriber:
 
     async def recv_many(self, limit: int = 1000, timeout: float | None = None) -> list[Message]:
         """The messages ready now (see `Subscriber.recv_many`)."""
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
         first = await self.recv(timeout)
         return [] if first is None else [first, *self.inbox.pop_many(limit - 1)]
 

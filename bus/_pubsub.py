@@ -303,6 +303,8 @@ class Subscriber:
         """The messages ready now, in order (at most `limit`), waiting up to `timeout` (s)
         for the first; empty if none came. For high-rate streams: one call, many messages.
         """
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
         first = self.recv(timeout)
         return [] if first is None else [first, *self.inbox.pop_many(limit - 1)]
 

@@ -199,6 +199,8 @@ def test_published_batches_arrive_in_order_with_singles_between(
     np.testing.assert_array_equal(got[250].body["v"], [249, 249])
     assert sub.stats.gaps == [] and sub.stats.received == sub.stats.delivered == 302
     assert sub.recv_many(timeout=0.05) == []
+    with pytest.raises(ValueError, match="limit"):
+        sub.recv_many(limit=0)
     assert [m.seq for m in read_log(tmp_path / "journal.log")] == list(range(302))
     sub.close()
     pub.close()

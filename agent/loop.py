@@ -206,7 +206,7 @@ class Experiment:
         due = len(val) >= 2 and len(val) - self.trained_on >= self.plan.train_every
         if self.job is None and due:
             self.trained_on = len(val)
-            self.job = worker.submit(self.decider.decide, idx, val)
+            self.job = worker.submit(self.decider.decide, idx, val, self.record.failed_indices())
 
     def _collect(self, wait: bool) -> None:
         if self.job is None or not (wait or self.job.done()):

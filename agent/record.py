@@ -45,6 +45,11 @@ class RunRecord:
         val = np.array([s for _, s in ok], dtype=np.float64)
         return idx, val
 
+    def failed_indices(self) -> np.ndarray:
+        """Candidate indices of the points whose scalar failed."""
+        return np.array([i for i, s in zip(self.indices, self.scalars) if s is None],
+                        dtype=np.int64)
+
     def best(self, maximize: bool) -> float | None:
         values = [s for s in self.scalars if s is not None]
         if not values:

@@ -100,3 +100,18 @@ def test_smoothed_map_oracle_is_a_reference_for_learnable_maps(discovery) -> Non
     assert discovery.oracle_to_top(problem) == problem.n
     with pytest.raises(ValueError, match="oracle_px"):
         discovery.oracle_to_top(discovery.prepare(case, 60, n_seed=5))
+
+
+def test_seed_floor_is_the_exact_expectation_for_a_perfect_model(discovery) -> None:
+    problem = _blob_problem(discovery)
+    problem.top[:] = False
+    problem.top[:1] = True
+    problem.truth = problem.truth[:5]
+    problem.top = problem.top[:5]
+    problem.plan = discovery.replace(problem.plan, seed=discovery.replace(problem.plan.seed, n=2))
+    # N = 5, K = 1, 2 seed points: a hit at draw 1 or 2 (1/5 each), else the first decision
+    assert discovery.seed_floor(problem) == pytest.approx(1 / 5 + 2 / 5 + 3 * 3 / 5)
+    rng = np.random.default_rng(0)  # and by simulation, as the benchmark's loop would see it
+    draws = [min(int(np.flatnonzero(problem.top[rng.permutation(5)])[0]) + 1, 3)
+             for _ in range(20000)]
+    assert discovery.seed_floor(problem) == pytest.approx(np.mean(draws), abs=0.03)

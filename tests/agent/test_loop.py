@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from dkl.agent.control import Command, Control
+from dkl.agent.decide import Decider
 from dkl.agent.journal import open_recorder, read_journal
 from dkl.agent.loop import Experiment
 from dkl.agent.states import TRANSITIONS, RunState
@@ -68,7 +69,15 @@ def test_run_measures_the_planned_points_and_writes_results(tmp_path, dataset):
     assert sim.status()["blanked"]
 
 
-def test_nan_spectra_are_failures_not_training_data(tmp_path, dataset):
+def test_nan_spectra_are_failures_not_training_data(tmp_path, dataset, monkeypatch):
+    calls: list[tuple[int, list[int]]] = []  # (points trained on, failed candidates passed)
+    decide = Decider.decide
+
+    def spy(self, indices, values, failed=None):
+        calls.append((len(indices), sorted(int(i) for i in failed)))
+        return decide(self, indices, values, failed)
+
+    monkeypatch.setattr(Decider, "decide", spy)
     _exp, outcome, _ = run(tmp_path, dataset, n=10, faults=Faults(nan_rate=0.3))
     assert outcome.exit_status == "success"
     events = [m.body for m in read_log(tmp_path / "journal.log") if m.topic == "run.event"]
@@ -79,6 +88,12 @@ def test_nan_spectra_are_failures_not_training_data(tmp_path, dataset):
     models = [m.body for m in read_log(tmp_path / "journal.log") if m.topic == "run.model"]
     ok = sum(1 for e in events if e["scalar"] is not None)
     assert max(m["n_train"] for m in models) <= ok
+    # every decision got exactly the points measured before it, failed ones apart
+    assert calls
+    for n_ok, passed in calls:
+        prefix = events[: n_ok + len(passed)]
+        assert sum(e["scalar"] is not None for e in prefix) == n_ok
+        assert sorted(e["candidate"] for e in prefix if e["failure"] is not None) == passed
 
 
 def test_dead_instrument_fails_the_run_cleanly(tmp_path, dataset):

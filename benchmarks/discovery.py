@@ -23,6 +23,8 @@ Per dataset and method, over several seeds:
   * oracle: a reference, not a method. It measures best-first by the scalar of data
     smoothed over 2 scan pixels (the local mean of the signal, which no survey patch
     carries). Where even it is slow, the top 1 % is mostly noise.
+  * a perfect model after the seed points: the speed-up of a model whose first decision
+    always hits, the ceiling that the plan's random seed points leave (`seed_floor`).
 
 Defaults: built-ins at 64 x 64 (dataset seed 0) with stride 2 and 8 px patches (1,024
 candidates); a budget of 10 % of the candidates (at least 5 % and 20); 10 random seed points

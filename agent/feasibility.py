@@ -45,7 +45,11 @@ class SuccessEstimate:
         """Record measured candidates and whether each gave a scalar (repeats are ignored)."""
         indices = np.asarray(indices, dtype=np.int64).ravel()
         ok = np.broadcast_to(np.asarray(ok, dtype=bool), indices.shape)
-        fresh = [(int(i), bool(o)) for i, o in zip(indices, ok) if int(i) not in self._seen]
+        fresh: list[tuple[int, bool]] = []
+        for i, o in zip(indices.tolist(), ok.tolist()):
+            if i not in self._seen:
+                self._seen.add(i)
+                fresh.append((i, o))
         for start in range(0, len(fresh), self.chunk):
             block = fresh[start:start + self.chunk]
             idx = np.array([i for i, _ in block], dtype=np.int64)
@@ -56,7 +60,6 @@ class SuccessEstimate:
             keep = np.argsort(dist, axis=1, kind="stable")[:, : self.k]
             self._dist = np.take_along_axis(dist, keep, axis=1)
             self._ok = np.take_along_axis(labels, keep, axis=1)
-            self._seen.update(int(i) for i in idx)
 
     def probability(self) -> np.ndarray:
         """(N,) estimated probability that measuring each candidate gives a scalar."""

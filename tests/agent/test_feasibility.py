@@ -39,7 +39,7 @@ def test_laplace_rule_with_few_neighbours_and_repeats() -> None:
     np.testing.assert_allclose(est.probability(), 0.5)  # nothing measured: no evidence
     est.add(np.array([0]), False)
     np.testing.assert_allclose(est.probability(), 1 / 3)  # one failed vote: (0 + 1) / (1 + 2)
-    est.add(np.array([0, 9]), np.array([True, True]))  # index 0 again: ignored
+    est.add(np.array([0, 9, 9]), np.array([True, True, True]))  # 0 again, 9 twice: once
     assert est.measured == 2
     p = est.probability()
     assert p[0] == pytest.approx(0.5) and p[9] == pytest.approx(0.5)  # votes: 0 failed, 9 ok

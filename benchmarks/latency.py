@@ -12,6 +12,7 @@ cross-kernel for the larger cache.
 
     /work/venv/bin/python benchmarks/latency.py              # full table
     /work/venv/bin/python benchmarks/latency.py --quick      # 64x64 and n <= 200 only
+    /work/venv/bin/python benchmarks/latency.py --xla-train  # training loop under XLA too
 """
 
 from __future__ import annotations
@@ -69,13 +70,13 @@ def peak_rss_mb() -> float:
 
 
 def run_case(feats: np.ndarray, y: np.ndarray, n: int, decisions: int, seed: int,
-             spec) -> dict[str, float]:
+             spec, xla: bool = False) -> dict[str, float]:
     from dkl.agent.acquisition import acquire, select_next
     from dkl.agent.models.dkl_gp import DKLModel
 
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(feats))
-    model = DKLModel(spec, feats.shape[1], seed=seed)
+    model = DKLModel(spec, feats.shape[1], seed=seed, jit_compile=xla)
     model.set_input_normalisation(feats)
     x0, y0 = feats[order[:n]], y[order[:n]]
     first = model.fit(x0, y0, max_steps=1).seconds  # traces train/posterior functions
@@ -87,10 +88,10 @@ def run_case(feats: np.ndarray, y: np.ndarray, n: int, decisions: int, seed: int
     model.predict(feats)
     pred_again = time.perf_counter() - t
     compile_s = max(first - again, 0.0) + max(pred_first - pred_again, 0.0)
-    fresh = DKLModel(spec, feats.shape[1], seed=seed)  # the cold fit a run starts with
+    fresh = DKLModel(spec, feats.shape[1], seed=seed, jit_compile=xla)  # a run's cold fit
     fresh.set_input_normalisation(feats)
     fresh.fit(x0, y0, max_steps=1)
-    fresh = DKLModel(spec, feats.shape[1], seed=seed)
+    fresh = DKLModel(spec, feats.shape[1], seed=seed, jit_compile=xla)
     fresh.set_input_normalisation(feats)
     cold = fresh.fit(x0, y0).seconds  # includes its own trace
     fresh.predict(feats)  # the run's first prediction: its compile is in `compile_s` above
@@ -120,13 +121,14 @@ def run_case(feats: np.ndarray, y: np.ndarray, n: int, decisions: int, seed: int
     return out
 
 
-def recompile_cost(feats: np.ndarray, y: np.ndarray, seed: int, spec) -> float:
+def recompile_cost(feats: np.ndarray, y: np.ndarray, seed: int, spec,
+                   xla: bool = False) -> float:
     """Extra seconds of the one prediction after the training capacity doubles (64 -> 65
     points), where XLA compiles the cross-kernel for the larger cache."""
     from dkl.agent.models.dkl_gp import DKLModel
 
     order = np.random.default_rng(seed).permutation(len(feats))
-    model = DKLModel(spec, feats.shape[1], seed=seed)
+    model = DKLModel(spec, feats.shape[1], seed=seed, jit_compile=xla)
     model.set_input_normalisation(feats)
     model.fit(feats[order[:64]], y[order[:64]])
     model.predict(feats)  # the first compile, not counted
@@ -148,6 +150,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0,
                         help="TF intra-op threads (0: TensorFlow's default)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--xla-train", action="store_true",
+                        help="compile the training loop with XLA too (DKLModel jit_compile)")
     parser.add_argument("--quick", action="store_true", help="64x64 grid, n <= 200")
     args = parser.parse_args(argv)
     if args.quick:
@@ -166,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
           f"load average: {os.getloadavg()[0]:.1f}, TF {tf.__version__}")
     print(f"# spec: hidden={spec.hidden} embed={spec.embed} kernel={spec.kernel} "
           f"cold steps={spec.steps} warm steps={max(10, spec.steps // 10)} "
-          f"precision={spec.precision}; {args.decisions} decisions per row")
+          f"precision={spec.precision}; training loop XLA: {args.xla_train}; "
+          f"{args.decisions} decisions per row")
     header = ("grid", "n", "cap", "compile s", "cold fit s", "fit p50", "predict p50",
               "acquire p50", "decision p50", "decision p95", "peak RSS MB")
     print("| " + " | ".join(header) + " |")
@@ -176,13 +181,13 @@ def main(argv: list[str] | None = None) -> int:
         img = survey(size, args.seed)
         feats, y = patches(img), target(img)
         for n in args.n:
-            r = run_case(feats, y, n, args.decisions, args.seed, spec)
+            r = run_case(feats, y, n, args.decisions, args.seed, spec, args.xla_train)
             row = (f"{size}x{size}", str(n), str(r["capacity"]), f"{r['compile']:.2f}",
                    f"{r['cold_fit']:.2f}", f"{r['fit_p50']:.3f}", f"{r['predict_p50']:.3f}",
                    f"{r['acquire_p50']:.3f}", f"{r['total_p50']:.3f}",
                    f"{r['total_p95']:.3f}", f"{peak_rss_mb():.0f}")
             print("| " + " | ".join(row) + " |", flush=True)
-        recompile[size] = recompile_cost(feats, y, args.seed, spec)
+        recompile[size] = recompile_cost(feats, y, args.seed, spec, args.xla_train)
         del feats
     print("# once per doubling of the training capacity (as the training step retraces; "
           "a run sizes it up front), XLA compiles the cross-kernel again: " + ", ".join(

@@ -36,6 +36,7 @@ from dkl.agent.models._tfcommon import (
     build_mlp,
     cross_covariance,
     draw_fourier_features,
+    full_precision_matmuls,
     gaussian_nll,
     glorot_weights,
     make_kernel,
@@ -107,6 +108,7 @@ class DKLModel:
         weight_prior_scale: float = 1.0,
     ) -> None:
         validate_spec(spec)
+        full_precision_matmuls()
         if int(input_dim) < 1:
             raise ValueError(f"input_dim must be >= 1, got {input_dim}")
         if int(seed) < 0:

@@ -26,6 +26,7 @@ from dkl.agent.models._tfcommon import (
     FitReport,
     adam_update,
     build_mlp,
+    full_precision_matmuls,
     gaussian_nll,
     glorot_weights,
     make_kernel,
@@ -55,6 +56,7 @@ class VectorDKL:
                  *, jitter: float | None = None, noise_floor: float = 1e-4,
                  activation: str = "tanh", predict_batch: int = 4096) -> None:
         validate_spec(spec)
+        full_precision_matmuls()
         if int(n_components) < 1 or int(input_dim) < 1 or int(seed) < 0:
             raise ValueError("n_components and input_dim must be >= 1, seed >= 0")
         self.spec, self.input_dim, self.seed = spec, int(input_dim), int(seed)

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from dkl.agent.models._tfcommon import cross_covariance, make_kernel
 from dkl.agent.models.dkl_gp import DKLModel, lower_triangular_sum_sq
+from dkl.agent.models.vector_dkl import VectorDKL
 from dkl.dsl.plan import ModelSpec
 
 D = 6
@@ -147,6 +148,18 @@ def test_cold_then_warm_step_counts():
     assert second.steps == 10 and not second.cold  # max(10, 50 // 10)
     assert DKLModel(spec(steps=50), D, seed=0, warm_steps=3).warm_steps == 3
     assert model.fit(x, y, max_steps=4).steps == 4
+
+
+@pytest.mark.parametrize("build", [
+    lambda: DKLModel(spec(), D, seed=0),
+    lambda: VectorDKL(spec(), D, seed=0, n_components=2),
+], ids=["dkl", "vector"])
+def test_models_turn_tf32_matmuls_off(build):
+    """TF32 (TensorFlow's default on Ampere and newer GPUs) broke the posterior Cholesky at
+    n = 500 on an H200; each model switches it off before it builds a graph."""
+    tf.config.experimental.enable_tensor_float_32_execution(True)
+    build()
+    assert not tf.config.experimental.tensor_float_32_execution_enabled()
 
 
 def test_same_seed_same_predictions_other_seed_differs():

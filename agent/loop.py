@@ -221,6 +221,7 @@ class Experiment:
             "loss": decision.fit.get("loss"), "train_time": decision.train_s,
             "steps": decision.fit.get("steps"),
             "hyperparameters": decision.fit.get("hyperparameters", {}),
+            "device": decision.fit.get("device", ""),
         })
         now = time.monotonic()
         if now - self.maps_sent_at >= MAPS_INTERVAL_S:  # maps are conflatable: ~1 per second

@@ -170,11 +170,18 @@ def _summary_rows(results: Results, journal: JournalInfo) -> list[tuple[str, str
         ("Microscope idle", f"{idle:.1%}" if idle is not None else "—"),
         ("Survey", f"{results.shape[0]} × {results.shape[1]} px"),
         ("Seed", _fmt(start.get("seed"))),
+        ("Model device", _model_device(run)),
         ("Plan sha256", start.get("sha256", "—")),
     ]
     if journal.error:
         rows.append(("Journal", f"unreadable: {journal.error}"))
     return [(k, str(v)) for k, v in rows]
+
+
+def _model_device(run: RunState | None) -> str:
+    """Where TensorFlow trained the model (`CPU:0`, `GPU:0`), from the last model update."""
+    devices = [m.get("device") for m in (run.models if run else []) if m.get("device")]
+    return str(devices[-1]) if devices else "—"
 
 
 def _timings_table(results: Results) -> str:

@@ -96,6 +96,7 @@ def fake_run_documents(
                 "train_time": 0.02,
                 "steps": 50,
                 "hyperparameters": {"lengthscale": 1.0},
+                "device": "CPU:0",
             },
         )
         blend = (i + 1) / n

@@ -42,6 +42,7 @@ class FitReport:
     stopped_by: str = "steps"  #: `steps` or `time`
     reinitialised: list[str] = field(default_factory=list)  #: reasons, if any
     warnings: list[str] = field(default_factory=list)
+    device: str = ""  #: where the model's weights live, e.g. `CPU:0` or `GPU:0`
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for the bus."""
@@ -73,6 +74,11 @@ def full_precision_matmuls() -> None:
     failed at n = 500. It changes nothing on a CPU.
     """
     tf.config.experimental.enable_tensor_float_32_execution(False)
+
+
+def device_of(variable: tf.Variable) -> str:
+    """The device a variable lives on, short: `CPU:0`, `GPU:0` (TensorFlow chose it)."""
+    return variable.device.rsplit("device:", 1)[-1]
 
 
 def np_dtype(precision: str) -> type:

@@ -35,6 +35,7 @@ from dkl.agent.models._tfcommon import (
     as_array,
     build_mlp,
     cross_covariance,
+    device_of,
     draw_fourier_features,
     full_precision_matmuls,
     gaussian_nll,
@@ -419,7 +420,7 @@ class DKLModel:
                 hyperparameters=self.hyperparameters(), n_train=len(x), capacity=cap,
                 version=self.version, cold=cold or bool(reasons),
                 stopped_by="time" if by_time else "steps",
-                reinitialised=reasons, warnings=warnings)
+                reinitialised=reasons, warnings=warnings, device=device_of(self._vars[0]))
 
     def _run(self, data: tuple[tf.Tensor, ...], steps: int,
              deadline: float | None) -> tuple[float, int, bool]:

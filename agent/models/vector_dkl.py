@@ -26,6 +26,7 @@ from dkl.agent.models._tfcommon import (
     FitReport,
     adam_update,
     build_mlp,
+    device_of,
     full_precision_matmuls,
     gaussian_nll,
     glorot_weights,
@@ -186,7 +187,8 @@ class VectorDKL:
         return FitReport(loss=loss, steps=done, seconds=time.perf_counter() - t0,
                          hyperparameters=self.hyperparameters(), n_train=len(x),
                          capacity=len(x), version=self.version, cold=self.version == 1,
-                         stopped_by="time" if by_time else "steps")
+                         stopped_by="time" if by_time else "steps",
+                         device=device_of(self._vars[0]))
 
     def hyperparameters(self) -> dict[str, Any]:
         """Per-component amplitude, lengthscale and noise (standardised score units)."""

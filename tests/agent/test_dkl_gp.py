@@ -162,6 +162,14 @@ def test_models_turn_tf32_matmuls_off(build):
     assert not tf.config.experimental.tensor_float_32_execution_enabled()
 
 
+def test_fit_report_names_the_device_tensorflow_chose():
+    """On a machine with a GPU the weights live there without any setting; else on the CPU."""
+    x, y = data(12)
+    report = DKLModel(spec(steps=2), D, seed=0).fit(x, y)
+    expected = "GPU:0" if tf.config.list_physical_devices("GPU") else "CPU:0"
+    assert report.device == expected
+
+
 def test_same_seed_same_predictions_other_seed_differs():
     x, y = data(16)
     xs, _ = data(10, seed=9)

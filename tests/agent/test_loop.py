@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 import threading
 from pathlib import Path
 
@@ -58,6 +59,8 @@ def test_run_measures_the_planned_points_and_writes_results(tmp_path, dataset):
     docs = topics(tmp_path)
     assert docs[0] == "run.start" and docs[-1] == "run.stop"
     assert docs.count("run.event") == 12 and docs.count("run.stop") == 1
+    models = [m.body for m in read_log(tmp_path / "journal.log") if m.topic == "run.model"]
+    assert models and all(re.fullmatch(r"(CPU|GPU):\d+", m["device"]) for m in models)
     seqs = [m.seq for m in read_log(tmp_path / "journal.log")]
     assert seqs == list(range(len(seqs)))  # gap-free
     results = np.load(outcome.results)

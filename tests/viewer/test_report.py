@@ -74,6 +74,7 @@ def test_report_uses_the_journal_for_status_and_model_loss(run_dir: Path) -> Non
     page = write_report(run_dir).read_text()
     assert "<b class='status-success'>success</b>" in page
     assert "of at most 10" in page
+    assert "<th>Model device</th><td>CPU:0</td>" in page
     assert (run_dir / "figures" / "loss.png").is_file()
 
 

@@ -34,7 +34,7 @@ and model initialisation). The SciFiReaders and SiO2 EDS sets are read from ../s
 and skipped, with the reason, when absent.
 
 Usage: python benchmarks/discovery.py [--quick] [--seeds 5] [--first-seed 0]
-       [--datasets plasmonic,sio2-eds] [--oracle-px 2]
+       [--datasets plasmonic,sio2-eds] [--oracle-px 2] [--model "linear=16"]
 """
 
 from __future__ import annotations
@@ -145,12 +145,16 @@ def real_cases(data: Path = DATA) -> list[Case]:
     ]
 
 
-def plan_for(case: Case, steps: int | None, budget: int, n_seed: int = 10) -> Plan:
+def plan_for(case: Case, steps: int | None, budget: int, n_seed: int = 10,
+             model_settings: str = "") -> Plan:
     """Compile the case as an experiment, so the benchmark uses the agent's own settings.
 
-    `steps` None leaves the model line out: the language's defaults, as in `dkl run`.
+    `steps` None and no `model_settings` (e.g. "linear=16") leave the model line out: the
+    language's defaults, as in `dkl run`.
     """
-    model = "" if steps is None else f"model dkl steps={steps}\n"
+    settings = " ".join(([] if steps is None else [f"steps={steps}"]) + (
+        [model_settings] if model_settings else []))
+    model = f"model dkl {settings}\n" if settings else ""
     text = (f"experiment \"discovery: {case.name}\"\ninstrument sim {case.instrument}\n"
             f"measure {case.modality}\npatch {case.patch_px} px\nstride {case.stride_px} px\n"
             f"scalarize {case.scalarize}\nmaximize\nacquire EI\nseed random {n_seed}\n"
@@ -178,7 +182,7 @@ def scalar_map(plan: Plan, ds: Dataset, positions: np.ndarray,
 
 
 def prepare(case: Case, steps: int | None = None, n_seed: int = 10,
-            oracle_px: float = 0.0) -> Problem:
+            oracle_px: float = 0.0, model_settings: str = "") -> Problem:
     """Load the dataset, cut candidate patches and compute the true scalar map.
 
     `oracle_px` > 0 also computes the map of data smoothed over that many scan pixels, for
@@ -188,7 +192,7 @@ def prepare(case: Case, steps: int | None = None, n_seed: int = 10,
     positions = candidates(ds.image.shape, case.patch_px, case.stride_px)
     n = len(positions)
     budget = max(math.ceil(case.budget_frac * n), math.ceil(0.05 * n), 20)
-    plan = plan_for(case, steps, budget, n_seed)
+    plan = plan_for(case, steps, budget, n_seed, model_settings)
     features = patches(ds.image, positions, plan.patch_px)
     truth, failed = scalar_map(plan, ds, positions)
     if failed.all():
@@ -360,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=None,
                         help="the plan's `model dkl steps=` (cold fit; warm fits take the "
                              "agent's share of it); default: the language's default")
+    parser.add_argument("--model", default="",
+                        help='more `model dkl` settings for every run, e.g. "linear=16"')
     parser.add_argument("--seed-points", type=int, default=10,
                         help="random points before the first fit (default 10, as in the language)")
     parser.add_argument("--data", type=Path, default=DATA, help="folder of recorded datasets")
@@ -385,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             print(f"skip {case.name}: {missing[0]} not found", flush=True)
             continue
-        problem = prepare(case, steps, args.seed_points, args.oracle_px)
+        problem = prepare(case, steps, args.seed_points, args.oracle_px, args.model)
         expected[case.name] = expected_random(problem)
         print(f"{case.name}: {problem.n} candidates, top-1 % = {int(problem.top.sum())}, "
               f"failed scalars {int(np.isnan(problem.truth).sum())}, budget {problem.budget}",

@@ -66,7 +66,8 @@ def explain(plan: Plan) -> str:
         ("acquire", acq_text.strip(), "acquire"),
         ("seed", seed_text, "seed"),
         ("model", f"dkl embed={model.embed} hidden={list(model.hidden)} kernel={model.kernel} "
-         f"steps={model.steps} lr={model.lr:g} precision={model.precision}", "model"),
+         f"steps={model.steps} lr={model.lr:g} precision={model.precision} linear={model.linear}",
+         "model"),
         ("train", f"every {plan.train_every} measurement(s)", "train"),
         ("stop", " or ".join(stops), "stop"),
         ("publish", plan.publish or "the local bus", "publish"),

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 DEFAULT_STOP = 200
 ADDRESS = re.compile(r"^(tcp://[A-Za-z0-9.\-\[\]:*]+:[0-9]+|ipc://.+|inproc://.+)$")
-MODEL_SETTINGS = ("embed", "hidden", "kernel", "steps", "lr", "precision")
+MODEL_SETTINGS = ("embed", "hidden", "kernel", "steps", "lr", "precision", "linear")
 
 
 def a_kind(kind: str) -> str:
@@ -124,6 +124,7 @@ def model(c: _Checker, stmt: ast.Statement | None) -> ModelSpec:
         int(values.get("steps", spec.steps)),  # type: ignore[call-overload]
         float(values.get("lr", spec.lr)),  # type: ignore[arg-type]
         str(values.get("precision", spec.precision)),
+        int(values.get("linear", spec.linear)),  # type: ignore[call-overload]
     )
 
 
@@ -161,7 +162,7 @@ def model_setting(c: _Checker, s: ast.Setting) -> object:
                        v.span)
             return None
         return v.value
-    return c.whole(v, f"`{s.name}`")
+    return c.whole(v, f"`{s.name}`", minimum=0 if s.name == "linear" else 1)
 
 
 def train(c: _Checker, stmt: ast.Statement | None) -> int:

@@ -63,6 +63,8 @@ def validate_spec(spec: ModelSpec) -> None:
         raise ValueError(f"steps must be >= 0, got {spec.steps}")
     if not float(spec.lr) > 0.0:
         raise ValueError(f"learning rate must be > 0, got {spec.lr}")
+    if int(spec.linear) < 0:
+        raise ValueError(f"linear (principal components) must be >= 0, got {spec.linear}")
 
 
 def full_precision_matmuls() -> None:

@@ -9,6 +9,10 @@ only retrace), and prediction runs in fixed-size batches through a function with
 shape-polymorphic signature. Prediction keeps only the diagonal variance, so memory is
 O(candidates), never O(candidates^2).
 
+With `ModelSpec.linear = K > 0` the kernel gains a linear term on the patch's first K
+principal components, k = k_deep(z, z') + (σ_l² / K)·(Px)·(Px'): a map that follows the
+survey brightness is linear in the patch, which a few dozen points teach a small MLP poorly.
+
 Example:
     >>> model = DKLModel(ModelSpec(), input_dim=256, seed=0)
     >>> report = model.fit(X_train, y_train, time_budget_s=0.5)
@@ -51,6 +55,29 @@ from dkl.dsl.plan import ModelSpec
 __all__ = ["DKLModel", "FitReport"]
 
 STATE_FORMAT = "dkl.DKLModel/1"
+PCA_ROWS = 4096  #: rows of the inputs the principal axes of the linear term are taken from
+psd = tfp.math.psd_kernels
+
+
+def principal_projection(x: np.ndarray, shift: np.ndarray, scale: float, k: int,
+                         rows: int = PCA_ROWS) -> np.ndarray:
+    """(d, k) projection onto the first k principal axes of the normalised inputs.
+
+    Taken from every `len(x) // rows`-th row (O(rows·d), whatever the number of
+    candidates) and divided by the components' mean standard deviation, so a projected
+    patch is O(1) and the linear term's variance means the same for any k. Axes the data
+    do not have (fewer rows than k, constant inputs) are zero columns.
+    """
+    sample = (np.asarray(x[:: max(1, len(x) // rows)], np.float64) - shift) / scale
+    sample -= sample.mean(axis=0)
+    _, sv, vt = np.linalg.svd(sample, full_matrices=False)
+    rank = int(np.sum(sv > 1e-9 * sv[0])) if len(sv) and sv[0] > 0 else 0
+    m = min(k, rank)
+    out = np.zeros((x.shape[1], k))
+    spread = float(sv[:m].mean()) / np.sqrt(len(sample)) if m else 0.0
+    if spread > 0:
+        out[:, :m] = vt[:m].T / spread
+    return out
 
 
 def lower_triangular_sum_sq(lower: tf.Tensor, b: tf.Tensor, blocks: int = 8) -> tf.Tensor:
@@ -89,6 +116,10 @@ class DKLModel:
             and LogNormal(0, 1) priors on amplitude, lengthscale and noise (the priors of
             gpax's viDKL): keeps a 20k-weight MLP from interpolating a few dozen points.
         weight_prior_scale: standard deviation of the weight prior.
+
+    `spec.linear` = K > 0 adds the linear kernel term on K principal components (module
+    docstring); its variance σ_l² is trained with the rest (no prior; it starts at log 2).
+    The projection is fixed with the input normalisation and saved with the state.
     """
 
     def __init__(
@@ -149,8 +180,11 @@ class DKLModel:
         self.mlp = build_mlp(self.input_dim, spec.hidden, spec.embed, self.dtype, activation)
         self._shift = tf.Variable(tf.zeros([self.input_dim], self.dtype), name="x_shift")
         self._scale = tf.Variable(tf.ones([], self.dtype), name="x_scale")
-        self._raw = {name: tf.Variable(tf.zeros([], self.dtype), name=name)
-                     for name in ("amplitude", "lengthscale", "noise")}
+        self.n_linear = min(int(spec.linear), self.input_dim)
+        names = ("amplitude", "lengthscale", "noise") + (("linear",) if self.n_linear else ())
+        self._raw = {name: tf.Variable(tf.zeros([], self.dtype), name=name) for name in names}
+        self._projection = tf.Variable(tf.zeros([self.input_dim, self.n_linear], self.dtype),
+                                       trainable=False, name="projection")
         self._vars = [*self.mlp.trainable_variables, *self._raw.values()]
         self._m = [tf.Variable(tf.zeros_like(v)) for v in self._vars]
         self._v = [tf.Variable(tf.zeros_like(v)) for v in self._vars]
@@ -159,7 +193,8 @@ class DKLModel:
 
         d, e = self.input_dim, spec.embed
         x_spec = tf.TensorSpec([None, d], self.dtype)
-        z_spec = tf.TensorSpec([None, e], self.dtype)
+        z_spec = tf.TensorSpec([None, e + self.n_linear], self.dtype)  # kernel inputs
+        omega_spec = tf.TensorSpec([None, e], self.dtype)
         v_spec = tf.TensorSpec([None], self.dtype)
         # autograph=False: the bodies are plain graph code, and skipping autograph's
         # conversion of Keras/TFP internals makes the one-off trace several times cheaper
@@ -171,8 +206,9 @@ class DKLModel:
             self._predict_impl,
             input_signature=[x_spec, z_spec, tf.TensorSpec([None, None], self.dtype), v_spec])
         self._sample_fn = compile_(
-            self._sample_impl, input_signature=[x_spec, z_spec, v_spec, z_spec, v_spec, v_spec])
-        self._embed_fn = compile_(self._features, input_signature=[x_spec])
+            self._sample_impl,
+            input_signature=[x_spec, z_spec, v_spec, omega_spec, v_spec, v_spec, v_spec])
+        self._embed_fn = compile_(self._embedding, input_signature=[x_spec])
         # called from inside the predict and sample graphs; XLA compiles it once per shape
         self._cross_kernel_fn = compile_(self._cross_kernel_impl, jit_compile=True,
                                          input_signature=[x_spec, z_spec])
@@ -184,6 +220,8 @@ class DKLModel:
         self._raw["amplitude"].assign(softplus_inverse(1.0))
         self._raw["lengthscale"].assign(softplus_inverse(1.0))
         self._raw["noise"].assign(softplus_inverse(0.1))
+        if self.n_linear:
+            self._raw["linear"].assign(0.0)  # softplus(0) = log 2
         for slot in (*self._m, *self._v):
             slot.assign(tf.zeros_like(slot))
         self._t.assign(0)
@@ -197,18 +235,40 @@ class DKLModel:
     def _noise(self) -> tf.Tensor:
         return tf.math.softplus(self._raw["noise"]) + self.noise_floor
 
+    def _linear_slope2(self) -> tf.Tensor:
+        """σ_l² / K: the linear term's weight per principal component."""
+        return tf.math.softplus(self._raw["linear"]) / self.n_linear
+
     def _kernel(self) -> tfp.math.psd_kernels.PositiveSemidefiniteKernel:
-        return make_kernel(self.spec.kernel, self._amplitude(), self._lengthscale())
+        """The kernel on `_features`: the plan's kernel on the embedding (+ linear term)."""
+        deep = make_kernel(self.spec.kernel, self._amplitude(), self._lengthscale())
+        if not self.n_linear:
+            return deep
+        e = self.spec.embed
+        linear = psd.Linear(slope_amplitude=tf.sqrt(self._linear_slope2()))
+        return (psd.FeatureTransformed(deep, transformation_fn=lambda z, *_: z[..., :e])
+                + psd.FeatureTransformed(linear, transformation_fn=lambda z, *_: z[..., e:]))
 
     def hyperparameters(self) -> dict[str, float]:
-        """Kernel amplitude, lengthscale (embedding units), noise variance (standardised y)."""
-        return {"amplitude": float(self._amplitude()), "lengthscale": float(self._lengthscale()),
-                "noise": float(self._noise()), "jitter": self.jitter,
-                "y_mean": self._y_mean, "y_std": self._y_std}
+        """Kernel amplitude, lengthscale (embedding units), noise variance (standardised y),
+        and the linear term's variance σ_l² when there is one."""
+        out = {"amplitude": float(self._amplitude()), "lengthscale": float(self._lengthscale()),
+               "noise": float(self._noise()), "jitter": self.jitter,
+               "y_mean": self._y_mean, "y_std": self._y_std}
+        if self.n_linear:
+            out["linear"] = float(tf.math.softplus(self._raw["linear"]))
+        return out
+
+    def _embedding(self, x: tf.Tensor) -> tf.Tensor:
+        """The learned embedding of raw inputs: the stored input normalisation, then the MLP."""
+        return self.mlp((x - self._shift) / self._scale, training=False)
 
     def _features(self, x: tf.Tensor) -> tf.Tensor:
-        """Embedding of raw inputs: the stored input normalisation, then the MLP."""
-        return self.mlp((x - self._shift) / self._scale, training=False)
+        """What the kernel sees: the embedding, then the principal components if linear."""
+        z = self._embedding(x)
+        if not self.n_linear:
+            return z
+        return tf.concat([z, tf.matmul((x - self._shift) / self._scale, self._projection)], 1)
 
     def _nll(self, x: tf.Tensor, y: tf.Tensor, missing: tf.Tensor) -> tf.Tensor:
         """Exact negative log marginal likelihood per observed point; padded rows excluded.
@@ -287,23 +347,33 @@ class DKLModel:
     def _cross_kernel_impl(self, x: tf.Tensor, z_train: tf.Tensor) -> tuple[tf.Tensor, ...]:
         """k(z_train, z), shape (len(z_train), len(x)), and the embedding z of x: one XLA
         program."""
-        z = self._features(x)
-        return cross_covariance(self.spec.kernel, self._amplitude(), self._lengthscale(),
-                                z_train, z), z
+        z, e = self._features(x), self.spec.embed
+        k = cross_covariance(self.spec.kernel, self._amplitude(), self._lengthscale(),
+                             z_train[:, :e], z[:, :e])
+        if self.n_linear:
+            k += self._linear_slope2() * tf.matmul(z_train[:, e:], z[:, e:], transpose_b=True)
+        return k, z
 
     def _predict_impl(self, x: tf.Tensor, z_train: tf.Tensor, linv: tf.Tensor,
                       alpha: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         self.trace_counts["predict"] += 1
-        ks = self._cross_kernel_fn(x, z_train)[0][:tf.shape(linv)[0]]  # drop the padded rows
+        ks, z = self._cross_kernel_fn(x, z_train)
+        ks = ks[:tf.shape(linv)[0]]  # drop the padded rows
         mean = tf.linalg.matvec(ks, alpha, transpose_a=True)
-        var = tf.square(self._amplitude()) - lower_triangular_sum_sq(linv, ks)
+        prior = tf.square(self._amplitude())
+        if self.n_linear:
+            prior += self._linear_slope2() * tf.reduce_sum(
+                tf.square(z[:, self.spec.embed:]), axis=1)
+        var = prior - lower_triangular_sum_sq(linv, ks)
         return mean, tf.maximum(var, 0.0)
 
     def _sample_impl(self, x: tf.Tensor, z_train: tf.Tensor, v: tf.Tensor, omega: tf.Tensor,
-                     phase: tf.Tensor, w: tf.Tensor) -> tf.Tensor:
+                     phase: tf.Tensor, w: tf.Tensor, w_linear: tf.Tensor) -> tf.Tensor:
         self.trace_counts["sample"] += 1
         ks, z = self._cross_kernel_fn(x, z_train)
-        prior = tf.linalg.matvec(tf.cos(tf.matmul(z, omega, transpose_b=True) + phase), w)
+        e = self.spec.embed
+        prior = tf.linalg.matvec(tf.cos(tf.matmul(z[:, :e], omega, transpose_b=True) + phase), w)
+        prior += tf.linalg.matvec(z[:, e:], w_linear)
         return prior + tf.linalg.matvec(ks[:tf.shape(v)[0]], v, transpose_a=True)
 
     def _check_x(self, X: Any) -> np.ndarray:
@@ -328,6 +398,9 @@ class DKLModel:
         self._x_scale = scale if scale > 0 else 1.0
         self._shift.assign(self._x_shift.astype(self._np))
         self._scale.assign(self._x_scale)
+        if self.n_linear:
+            self._projection.assign(principal_projection(
+                x, self._x_shift, self._x_scale, self.n_linear).astype(self._np))
 
     def _padded(self, xn: np.ndarray, ys: np.ndarray, capacity: int) -> tuple[tf.Tensor, ...]:
         n = len(xn)
@@ -520,7 +593,8 @@ class DKLModel:
         """One posterior function drawn at every row of X (units of y), without an NxN matrix.
 
         Pathwise conditioning on the embedding: a prior draw from random Fourier features
-        of the kernel, f0(z) = phi(z)·w, corrected by the exact update
+        of the kernel, f0(z) = phi(z)·w (plus u·w_l, w_l ~ N(0, σ_l²/K), on the principal
+        components u when the kernel has the linear term), corrected by the exact update
         f(z) = f0(z) + k(z, Z)·(K + s²I)^-1 (y - f0(Z) - e), e ~ N(0, s²).
         Cost O(N·(features + n)).
         """
@@ -533,16 +607,21 @@ class DKLModel:
             ls, amp = float(self._lengthscale()), float(self._amplitude())
             omega, phase, w = draw_fourier_features(
                 rng, self.spec.kernel, n_features, e, ls, amp)
+            w_linear = np.zeros(self.n_linear)
+            if self.n_linear:
+                w_linear = rng.standard_normal(self.n_linear) * np.sqrt(
+                    float(self._linear_slope2()))
 
             def prior(z: np.ndarray) -> np.ndarray:
-                return np.cos(z.astype(np.float64) @ omega.T + phase) @ w
+                z = z.astype(np.float64)
+                return np.cos(z[:, :e] @ omega.T + phase) @ w + z[:, e:] @ w_linear
 
             ys = (self._y_train - self._y_mean) / self._y_std
             ztr = z_train.numpy()[:len(ys)]  # the cached embedding is zero-padded
             eps = rng.standard_normal(len(ys)) * np.sqrt(float(self._noise()) + self.jitter)
             li = linv.numpy().astype(np.float64)
             v = li.T @ (li @ (ys - prior(ztr) - eps))
-            args = [tf.constant(a.astype(self._np)) for a in (v, omega, phase, w)]
+            args = [tf.constant(a.astype(self._np)) for a in (v, omega, phase, w, w_linear)]
             parts = [self._sample_fn(xb, z_train, *args).numpy()[:keep]
                      for xb, keep in self._batches(x, batch_size)]
             f = np.concatenate(parts).astype(np.float64) if parts else np.zeros(0)
@@ -566,6 +645,8 @@ class DKLModel:
                 "adam_t": int(self._t.numpy()),
                 "x_shift": None if self._x_shift is None else self._x_shift.copy(),
                 "x_scale": self._x_scale, "y_mean": self._y_mean, "y_std": self._y_std,
+                "projection": np.asarray(self._projection.numpy(), np.float64)
+                if self.n_linear else None,
                 "x_train": None if self._x_train is None else self._x_train.copy(),
                 "y_train": None if self._y_train is None else self._y_train.copy(),
             }
@@ -587,8 +668,9 @@ class DKLModel:
         if int(state["input_dim"]) != self.input_dim:
             raise ValueError("state was saved for a different input_dim")
         saved = ModelSpec(**{**state["spec"], "hidden": tuple(state["spec"]["hidden"])})
-        if (saved.embed, saved.hidden, saved.kernel, saved.precision) != (
-                self.spec.embed, self.spec.hidden, self.spec.kernel, self.spec.precision):
+        if (saved.embed, saved.hidden, saved.kernel, saved.precision, saved.linear) != (
+                self.spec.embed, self.spec.hidden, self.spec.kernel, self.spec.precision,
+                self.spec.linear):
             raise ValueError("state was saved for a different model architecture")
         for group, values in ((self._vars, state["variables"]), (self._m, state["adam_m"]),
                               (self._v, state["adam_v"])):
@@ -606,6 +688,9 @@ class DKLModel:
         if self._x_shift is not None:
             self._shift.assign(self._x_shift.astype(self._np))
             self._scale.assign(self._x_scale)
+        if self.n_linear:
+            self._projection.assign(as_array(
+                state["projection"], (d, self.n_linear), np.float64).astype(self._np))
         self._post = None
         if state["x_train"] is None:
             self._x_train = self._y_train = None

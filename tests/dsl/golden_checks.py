@@ -148,7 +148,7 @@ GOLDEN: list[tuple[str, str, list[str]]] = [
         'unknown model setting',
         'scalarize peak(1)\nmodel dkl stepz=100\nstop after 5\n',
         [
-            't.dkl:2:11: error[E113]: `stepz` is not a model setting; did you mean `steps`? (settings: `embed`, `hidden`, `kernel`, `steps`, `lr`, `precision`)',
+            't.dkl:2:11: error[E113]: `stepz` is not a model setting; did you mean `steps`? (settings: `embed`, `hidden`, `kernel`, `steps`, `lr`, `precision`, `linear`)',
             '   2 | model dkl stepz=100',
             '     |           ^^^^^',
         ],
@@ -268,6 +268,15 @@ GOLDEN: list[tuple[str, str, list[str]]] = [
             't.dkl:2:14: error[E130]: the learning rate must be a number > 0, not `0`',
             '   2 | model dkl lr=0',
             '     |              ^',
+        ],
+    ),
+    (
+        'negative linear components',
+        'scalarize peak(1)\nmodel dkl linear=-1\nstop after 5\n',
+        [
+            't.dkl:2:18: error[E130]: `linear` must be at least 0, not `-1`',
+            '   2 | model dkl linear=-1',
+            '     |                  ^^',
         ],
     ),
     (

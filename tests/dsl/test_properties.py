@@ -140,6 +140,8 @@ def _model_setting(draw: st.DrawFn, key: str) -> str:
         return f"steps={draw(st.integers(1, 300))}"
     if key == "lr":
         return f"lr={number(draw(st.sampled_from([0.001, 0.01, 1e-3, 0.05])))}"
+    if key == "linear":
+        return f"linear={draw(st.integers(0, 16))}"
     return f"precision={draw(st.sampled_from(['single', 'double']))}"
 
 
@@ -183,7 +185,7 @@ def _optional(draw: st.DrawFn, which: str, world: str) -> list[str]:
         return [_seed(draw)]
     if which == "model":
         keys = draw(st.lists(st.sampled_from(["embed", "hidden", "kernel", "steps", "lr",
-                                              "precision"]), unique=True, max_size=4))
+                                              "precision", "linear"]), unique=True, max_size=4))
         return [" ".join(["model dkl", *(_model_setting(draw, k) for k in keys)])]
     if which == "train":
         return [f"train every {draw(st.integers(1, 5))}"]

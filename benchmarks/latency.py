@@ -13,7 +13,7 @@ cross-kernel for the larger cache.
     /work/venv/bin/python benchmarks/latency.py              # full table
     /work/venv/bin/python benchmarks/latency.py --quick      # 64x64 and n <= 200 only
     /work/venv/bin/python benchmarks/latency.py --xla-train  # training loop under XLA too
-    /work/venv/bin/python benchmarks/latency.py --linear 16  # with `model dkl linear=16`
+    /work/venv/bin/python benchmarks/latency.py --linear 0   # the deep kernel alone
 """
 
 from __future__ import annotations
@@ -154,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--xla-train", action="store_true",
                         help="compile the training loop with XLA too (DKLModel jit_compile)")
     parser.add_argument("--quick", action="store_true", help="64x64 grid, n <= 200")
-    parser.add_argument("--linear", type=int, default=0,
-                        help="`model dkl linear=K`: add the linear kernel on K principal "
-                             "components (default 0, the language's default)")
+    parser.add_argument("--linear", type=int, default=None,
+                        help="`model dkl linear=K`: the linear kernel on K principal "
+                             "components; 0: the deep kernel alone (default: the language's)")
     args = parser.parse_args(argv)
     if args.quick:
         args.grids, args.n = [64], [n for n in args.n if n <= 200]
@@ -168,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         tf.config.threading.set_intra_op_parallelism_threads(args.threads)
         tf.config.threading.set_inter_op_parallelism_threads(args.threads)
-    spec = ModelSpec(linear=args.linear)
+    spec = ModelSpec() if args.linear is None else ModelSpec(linear=args.linear)
     gpus = tf.config.list_physical_devices("GPU")
     print(f"# device: {'GPU ' + gpus[0].name if gpus else 'CPU'}, cores: {os.cpu_count()}, "
           f"load average: {os.getloadavg()[0]:.1f}, TF {tf.__version__}")

@@ -186,7 +186,7 @@ class ModelSpec:
     steps: int = 200
     lr: float = 0.01
     precision: str = "single"
-    linear: int = 0  #: principal components of the patch in an added linear kernel; 0: off
+    linear: int = 32  #: principal components of the patch in an added linear kernel; 0: off
 
 
 @dataclass(frozen=True)

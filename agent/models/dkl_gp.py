@@ -80,6 +80,12 @@ def principal_projection(x: np.ndarray, shift: np.ndarray, scale: float, k: int,
     return out
 
 
+def saved_spec(state: dict[str, Any]) -> ModelSpec:
+    """The ModelSpec a state was saved with; states from before `linear` had none (0)."""
+    spec = state["spec"]
+    return ModelSpec(**{"linear": 0, **spec, "hidden": tuple(spec["hidden"])})
+
+
 def lower_triangular_sum_sq(lower: tf.Tensor, b: tf.Tensor, blocks: int = 8) -> tf.Tensor:
     """Column sums of squares of `lower @ b` for a lower-triangular `lower`.
 
@@ -667,7 +673,7 @@ class DKLModel:
     def _restore(self, state: dict[str, Any]) -> None:
         if int(state["input_dim"]) != self.input_dim:
             raise ValueError("state was saved for a different input_dim")
-        saved = ModelSpec(**{**state["spec"], "hidden": tuple(state["spec"]["hidden"])})
+        saved = saved_spec(state)
         if (saved.embed, saved.hidden, saved.kernel, saved.precision, saved.linear) != (
                 self.spec.embed, self.spec.hidden, self.spec.kernel, self.spec.precision,
                 self.spec.linear):
@@ -704,7 +710,7 @@ class DKLModel:
     @classmethod
     def from_state(cls, state: dict[str, Any], **options: Any) -> DKLModel:
         """A new model rebuilt from `get_state()` output (e.g. in another process)."""
-        spec = ModelSpec(**{**state["spec"], "hidden": tuple(state["spec"]["hidden"])})
+        spec = saved_spec(state)
         saved = {"jitter": float(state["jitter"]), "noise_floor": float(state["noise_floor"]),
                  "priors": bool(state.get("priors", True)),
                  "weight_prior_scale": float(state.get("weight_prior_scale", 1.0))}

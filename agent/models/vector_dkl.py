@@ -45,7 +45,7 @@ class VectorDKL:
 
     Args:
         spec: the plan's model settings (embedding, hidden widths, kernel, steps, lr,
-            precision).
+            precision). `spec.linear` is not used: this model has no linear kernel term.
         input_dim: length of one feature vector (patch).
         seed: seeds the weights; no global seed is set.
         n_components: principal components modelled (at most min(n, E) at fit time).
@@ -60,8 +60,6 @@ class VectorDKL:
         full_precision_matmuls()
         if int(n_components) < 1 or int(input_dim) < 1 or int(seed) < 0:
             raise ValueError("n_components and input_dim must be >= 1, seed >= 0")
-        if spec.linear:
-            raise ValueError("the vector DKL has no linear kernel term: use linear=0")
         self.spec, self.input_dim, self.seed = spec, int(input_dim), int(seed)
         self.k = int(n_components)
         self.dtype = tf.float64 if spec.precision == "double" else tf.float32

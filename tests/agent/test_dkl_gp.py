@@ -23,7 +23,8 @@ def data(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 
 def spec(**kw) -> ModelSpec:
-    base = {"embed": 2, "hidden": (8,), "steps": 30, "lr": 0.02}
+    """The deep kernel alone (test_linear_kernel.py covers the linear term)."""
+    base = {"embed": 2, "hidden": (8,), "steps": 30, "lr": 0.02, "linear": 0}
     base.update(kw)
     return ModelSpec(**base)
 
@@ -171,6 +172,10 @@ def test_fit_report_names_the_device_tensorflow_chose():
 
 
 def test_same_seed_same_predictions_other_seed_differs():
+    """Bit for bit on a CPU. A GPU's reductions are not reproducible bit for bit: on an H200
+    the same seed once differed by 3e-7 (relative), which float32 rounding allows."""
+    tol = {"rtol": 1e-5, "atol": 1e-6} if tf.config.list_physical_devices("GPU") else {
+        "rtol": 0, "atol": 1e-6}
     x, y = data(16)
     xs, _ = data(10, seed=9)
     a, b, c = (DKLModel(spec(), D, seed=s) for s in (7, 7, 8))
@@ -179,8 +184,8 @@ def test_same_seed_same_predictions_other_seed_differs():
         model.fit(x[:12], y[:12])
         model.fit(x, y)
         preds.append(model.predict(xs))
-    np.testing.assert_allclose(preds[0][0], preds[1][0], rtol=0, atol=1e-6)
-    np.testing.assert_allclose(preds[0][1], preds[1][1], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(preds[0][0], preds[1][0], **tol)
+    np.testing.assert_allclose(preds[0][1], preds[1][1], **tol)
     assert np.max(np.abs(preds[0][0] - preds[2][0])) > 1e-4
 
 

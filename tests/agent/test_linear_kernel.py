@@ -8,7 +8,6 @@ import pytest
 
 from dkl.agent.decide import Decider
 from dkl.agent.models.dkl_gp import DKLModel, principal_projection
-from dkl.agent.models.vector_dkl import VectorDKL
 from dkl.dsl import compile_source
 from dkl.dsl.plan import ModelSpec
 
@@ -149,20 +148,27 @@ def test_state_round_trip_and_architecture_check():
         np.testing.assert_array_equal(got, want)
     with pytest.raises(ValueError, match="architecture"):
         DKLModel(spec(linear=0), D, seed=1).set_state(model.get_state())
+    old = DKLModel(spec(linear=0), D, seed=1)  # a state saved before `linear` existed
+    old.fit(x[:14], y[:14])
+    state = old.get_state()
+    del state["spec"]["linear"], state["projection"]
+    np.testing.assert_array_equal(DKLModel.from_state(state).predict(xs)[0], old.predict(xs)[0])
     broken = model.get_state()
     del broken["projection"]
     with pytest.raises(ValueError, match="cannot restore"):
         DKLModel(spec(), D, seed=1).set_state(broken)
 
 
-def test_plan_option_reaches_the_decider_and_the_vector_model_refuses_it():
+def test_plan_option_reaches_the_decider():
     result = compile_source("scalarize peak(1)\nmodel dkl linear=4\nstop after 20\n")
     assert result.plan is not None and result.plan.model.linear == 4
     x, y = data(40)
     decider = Decider(result.plan, x, seed=0)
     decision = decider.decide(np.arange(12), y[:12])
     assert decider.model.n_linear == 4 and np.all(np.isfinite(decision.scores[12:]))
-    with pytest.raises(ValueError, match="linear"):
-        VectorDKL(ModelSpec(linear=4), D, seed=0, n_components=2)
+    default = compile_source("scalarize peak(1)\nstop after 20\n").plan
+    off = compile_source("scalarize peak(1)\nmodel dkl linear=0\nstop after 20\n").plan
+    assert default is not None and off is not None
+    assert default.model.linear == 32 and Decider(off, x, seed=0).model.n_linear == 0
     with pytest.raises(ValueError, match="linear"):
         DKLModel(ModelSpec(linear=-1), D, seed=0)

@@ -34,7 +34,7 @@ and model initialisation). The SciFiReaders and SiO2 EDS sets are read from ../s
 and skipped, with the reason, when absent.
 
 Usage: python benchmarks/discovery.py [--quick] [--seeds 5] [--first-seed 0]
-       [--datasets plasmonic,sio2-eds] [--oracle-px 2] [--model "linear=16"]
+       [--datasets plasmonic,sio2-eds] [--oracle-px 2] [--model "linear=0"]
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ def plan_for(case: Case, steps: int | None, budget: int, n_seed: int = 10,
              model_settings: str = "") -> Plan:
     """Compile the case as an experiment, so the benchmark uses the agent's own settings.
 
-    `steps` None and no `model_settings` (e.g. "linear=16") leave the model line out: the
+    `steps` None and no `model_settings` (e.g. "linear=0") leave the model line out: the
     language's defaults, as in `dkl run`.
     """
     settings = " ".join(([] if steps is None else [f"steps={steps}"]) + (
@@ -365,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="the plan's `model dkl steps=` (cold fit; warm fits take the "
                              "agent's share of it); default: the language's default")
     parser.add_argument("--model", default="",
-                        help='more `model dkl` settings for every run, e.g. "linear=16"')
+                        help='more `model dkl` settings for every run, e.g. "linear=0"')
     parser.add_argument("--seed-points", type=int, default=10,
                         help="random points before the first fit (default 10, as in the language)")
     parser.add_argument("--data", type=Path, default=DATA, help="folder of recorded datasets")

@@ -11,6 +11,8 @@ from dkl.agent.models.dkl_gp import DKLModel, principal_projection
 from dkl.dsl import compile_source
 from dkl.dsl.plan import ModelSpec
 
+from .test_dkl_gp import kernel_np
+
 D = 6
 
 
@@ -27,16 +29,9 @@ def spec(**kw) -> ModelSpec:
     return ModelSpec(**base)
 
 
-def stationary(a: np.ndarray, b: np.ndarray, amp: float, ls: float, name: str) -> np.ndarray:
-    r = np.sqrt(np.maximum(((a[:, None, :] - b[None, :, :]) ** 2).sum(-1), 0.0)) / ls
-    if name == "rbf":
-        return amp**2 * np.exp(-0.5 * r**2)
-    return amp**2 * (1.0 + np.sqrt(5.0) * r + 5.0 / 3.0 * r**2) * np.exp(-np.sqrt(5.0) * r)
-
-
 def summed_kernel(za, ua, zb, ub, hp: dict, k: int, name: str) -> np.ndarray:
     """k_deep(z, z') + (σ_l² / K)·u·u', written out by hand."""
-    return stationary(za, zb, hp["amplitude"], hp["lengthscale"], name) + (
+    return kernel_np(za, zb, hp["amplitude"], hp["lengthscale"], name) + (
         hp["linear"] / k) * ua @ ub.T
 
 

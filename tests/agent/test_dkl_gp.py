@@ -278,11 +278,12 @@ def test_bad_input_gets_clear_errors():
         DKLModel(spec(), D, seed=-1)
 
 
+@pytest.mark.parametrize("linear", [0, 3])  # 3: with the linear term's prior draw
 @pytest.mark.parametrize("kernel", ["rbf", "matern52"])
-def test_thompson_draws_follow_the_posterior(kernel):
+def test_thompson_draws_follow_the_posterior(kernel, linear):
     x, y = data(12)
     xs, _ = data(5, seed=6)
-    model = DKLModel(spec(kernel=kernel, precision="double"), D, seed=0)
+    model = DKLModel(spec(kernel=kernel, precision="double", linear=linear), D, seed=0)
     model.fit(x, y, max_steps=20)
     mean, std = model.predict(xs)
     rng = np.random.default_rng(0)

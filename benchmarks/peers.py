@@ -11,7 +11,7 @@ own virtual environment, installed on first use with the pins below; a peer that
 be installed or imported is skipped with the reason.
 
     /work/venv/bin/python benchmarks/peers.py [--envs DIR] [--decisions 20] [--seeds 1]
-        [--alt-linear 0] [--no-install]
+        [--alt-linear 0] [--peers gpax,atomai] [--no-install]
 
 Ours runs twice: with the language's defaults (the deep kernel plus a linear kernel on the
 patches' first 32 principal components), and with `model dkl linear=0` (the deep kernel
@@ -193,10 +193,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--alt-linear", type=int, default=0,
                         help="also run ours with `model dkl linear=K` (default 0: the deep "
                              "kernel alone)")
+    parser.add_argument("--peers", default="gpax,atomai",
+                        help="which peers to run, comma-separated (default both; e.g. atomai "
+                             "alone for many seeds, as gpax takes about 5 s a decision)")
     parser.add_argument("--no-install", action="store_true")
     parser.add_argument("--install-timeout", type=float, default=1800.0)
     parser.add_argument("--peer-timeout", type=float, default=3600.0)
     args = parser.parse_args(argv)
+    wanted = {w.strip() for w in args.peers.split(",") if w.strip()}
+    unknown = wanted - {peer["env"] for peer in PEERS.values()}
+    if unknown:
+        parser.error(f"unknown peer(s) {sorted(unknown)}; choose from gpax, atomai")
 
     img = survey(args.grid, args.seed)
     X, y = patches(img), target(img)
@@ -212,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         task = Path(tmp) / "task.npz"
         for label, peer in PEERS.items():
+            if peer["env"] not in wanted:
+                continue
             steps = args.peer_steps or peer["steps"]
             python, why = ensure_env(args.envs, peer["env"], peer["pins"], peer["import"],
                                      not args.no_install, args.install_timeout)

@@ -201,9 +201,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-timeout", type=float, default=3600.0)
     args = parser.parse_args(argv)
     wanted = {w.strip() for w in args.peers.split(",") if w.strip()}
-    unknown = wanted - {peer["env"] for peer in PEERS.values()}
-    if unknown:
-        parser.error(f"unknown peer(s) {sorted(unknown)}; choose from gpax, atomai")
+    known = sorted(peer["env"] for peer in PEERS.values())
+    if wanted - set(known):
+        parser.error(f"unknown peer(s) {sorted(wanted - set(known))}; choose from "
+                     f"{', '.join(known)}")
 
     img = survey(args.grid, args.seed)
     X, y = patches(img), target(img)

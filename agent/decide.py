@@ -53,16 +53,17 @@ class Decider:
         self.success: SuccessEstimate | None = None  # built at the first failed point
 
     def decide(self, indices: np.ndarray, values: np.ndarray,
-               failed: np.ndarray | None = None) -> Decision:
+               failed: np.ndarray | None = None, restart: bool = False) -> Decision:
         """Fit on `features[indices] -> values`, then score every candidate.
 
         `failed`: candidates measured without a usable scalar. Once there is one, every
         score is weighed by the chance that a measurement there succeeds
         (`dkl.agent.feasibility`), so the beam stops returning to where scalars fail.
+        `restart`: fit from fresh weights instead of warm; the run's final map does.
         """
         plan = self.plan
         t0 = time.perf_counter()
-        report = self.model.fit(self.features[indices], values)
+        report = self.model.fit(self.features[indices], values, restart=restart)
         t1 = time.perf_counter()
         mean, std = self.model.predict(self.features)
         t2 = time.perf_counter()

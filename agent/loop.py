@@ -216,17 +216,39 @@ class Experiment:
         decision = job.result()
         self.waited = time.monotonic() - t0
         self.decision = decision
+        self._publish_model(decision)
+        now = time.monotonic()
+        if now - self.maps_sent_at >= MAPS_INTERVAL_S:  # maps are conflatable: ~1 per second
+            self._publish_maps(decision)
+            self.maps_sent_at = now
+
+    def _publish_model(self, decision: Decision) -> None:
         self._publish("run.model", {
             "version": decision.version, "n_train": decision.n_train,
             "loss": decision.fit.get("loss"), "train_time": decision.train_s,
             "steps": decision.fit.get("steps"),
             "hyperparameters": decision.fit.get("hyperparameters", {}),
-            "device": decision.fit.get("device", ""),
+            "device": decision.fit.get("device", ""), "cold": bool(decision.fit.get("cold")),
         })
-        now = time.monotonic()
-        if now - self.maps_sent_at >= MAPS_INTERVAL_S:  # maps are conflatable: ~1 per second
-            self._publish_maps(decision)
-            self.maps_sent_at = now
+
+    def _final_fit(self, status: str) -> None:
+        """Refit from fresh weights on every usable point: the map the run leaves.
+
+        The warm-started fits follow the acquisition's path through the data and serve
+        the decisions; a fresh fit on all the points maps the sample better (docs/model.md,
+        "The final map"). If it fails, the run keeps its last map; an abort, which asks
+        for the end now, skips it.
+        """
+        idx, val = self.record.training_data()
+        if status == "aborted" or self.decision is None or len(val) < 2 or not self.journal_ok:
+            return
+        try:
+            self.decision = self.decider.decide(idx, val, self.record.failed_indices(),
+                                                restart=True)
+        except Exception:
+            log.exception("run %s: the final fit failed; keeping the last map", self.run_id)
+            return
+        self._publish_model(self.decision)
 
     def _publish_maps(self, decision: Decision) -> None:
         self._publish("run.maps", {"version": decision.version, **self._maps(decision)})
@@ -401,6 +423,7 @@ class Experiment:
         final = RunState.FAILED if status == "failed" else RunState.DONE
         if state not in (RunState.DONE, RunState.FAILED):
             self.states.move(final if final in TRANSITIONS[state] else RunState.FAILED)
+        self._final_fit(status)
         results = None
         d = self.decision
         maps = {"prediction": d.mean, "uncertainty": d.std, "acquisition": d.scores} if d else {}

@@ -18,8 +18,9 @@ Per dataset and method, over several seeds:
     among N; a DKL seed that misses within the budget counts as budget + 1 (shown as >=).
   * best pct @5 %: percentile of the best value found after 5 % of the candidates (100 =
     the map's maximum).
-  * map r: Pearson correlation of the final predicted mean with the true map over all
-    candidates that have a value (for random: a DKL fitted on the random points).
+  * map r: Pearson correlation of the map a run leaves (the agent's final fit from fresh
+    weights on every usable point) with the true map over all candidates that have a value
+    (for random: a DKL fitted on the random points).
   * oracle: a reference, not a method. It measures best-first by the scalar of data
     smoothed over 2 scan pixels (the local mean of the signal, which no survey patch
     carries). Where even it is slow, the top 1 % is mostly noise.
@@ -27,8 +28,8 @@ Per dataset and method, over several seeds:
     always hits, the ceiling that the plan's random seed points leave (`seed_floor`).
 
 Defaults: built-ins at 64 x 64 (dataset seed 0) with stride 2 and 8 px patches (1,024
-candidates); a budget of 10 % of the candidates (at least 5 % and 20); 10 random seed points
-and the model settings the language gives a plan that says nothing about them (cold and
+candidates); a budget of 10 % of the candidates (at least 5 % and 20); the seed points
+and model settings the language gives a plan that says nothing about them (cold and
 warm-started Adam steps included, exactly as `dkl run` trains); 5 run seeds (seed points
 and model initialisation). The SciFiReaders and SiO2 EDS sets are read from ../shared/data
 and skipped, with the reason, when absent.
@@ -145,20 +146,21 @@ def real_cases(data: Path = DATA) -> list[Case]:
     ]
 
 
-def plan_for(case: Case, steps: int | None, budget: int, n_seed: int = 10,
+def plan_for(case: Case, steps: int | None, budget: int, n_seed: int | None = None,
              model_settings: str = "") -> Plan:
     """Compile the case as an experiment, so the benchmark uses the agent's own settings.
 
-    `steps` None and no `model_settings` (e.g. "linear=0") leave the model line out: the
-    language's defaults, as in `dkl run`.
+    `steps` None and no `model_settings` (e.g. "linear=0") leave the model line out, and
+    `n_seed` None the seed line: the language's defaults, as in `dkl run`.
     """
     settings = " ".join(([] if steps is None else [f"steps={steps}"]) + (
         [model_settings] if model_settings else []))
     model = f"model dkl {settings}\n" if settings else ""
     text = (f"experiment \"discovery: {case.name}\"\ninstrument sim {case.instrument}\n"
             f"measure {case.modality}\npatch {case.patch_px} px\nstride {case.stride_px} px\n"
-            f"scalarize {case.scalarize}\nmaximize\nacquire EI\nseed random {n_seed}\n"
-            f"{model}stop after {budget}\n")
+            f"scalarize {case.scalarize}\nmaximize\nacquire EI\n"
+            + ("" if n_seed is None else f"seed random {n_seed}\n")
+            + f"{model}stop after {budget}\n")
     result = compile_source(text)
     if result.plan is None:
         raise ValueError(f"{case.name}: plan does not compile: {result.diagnostics}")
@@ -181,7 +183,7 @@ def scalar_map(plan: Plan, ds: Dataset, positions: np.ndarray,
     return scalarize_many(plan.scalarize, data[ys, xs], context)
 
 
-def prepare(case: Case, steps: int | None = None, n_seed: int = 10,
+def prepare(case: Case, steps: int | None = None, n_seed: int | None = None,
             oracle_px: float = 0.0, model_settings: str = "") -> Problem:
     """Load the dataset, cut candidate patches and compute the true scalar map.
 
@@ -277,7 +279,8 @@ def run_dkl(problem: Problem, method: str, seed: int) -> RunResult:
         measured[pick] = True
         order.append(pick)
     ok = [i for i in order if np.isfinite(truth[i])]
-    mean = decider.decide(np.asarray(ok), truth[ok]).mean if len(ok) >= 2 else None
+    # the map a run leaves: as in the agent, a fit from fresh weights on every usable point
+    mean = decider.decide(np.asarray(ok), truth[ok], restart=True).mean if len(ok) >= 2 else None
     result = _metrics(problem, order, mean)
     result.seconds = time.perf_counter() - t0
     return result
@@ -366,8 +369,8 @@ def main(argv: list[str] | None = None) -> int:
                              "agent's share of it); default: the language's default")
     parser.add_argument("--model", default="",
                         help='more `model dkl` settings for every run, e.g. "linear=0"')
-    parser.add_argument("--seed-points", type=int, default=10,
-                        help="random points before the first fit (default 10, as in the language)")
+    parser.add_argument("--seed-points", type=int, default=None,
+                        help="the plan's `seed random N`; default: the language's default")
     parser.add_argument("--data", type=Path, default=DATA, help="folder of recorded datasets")
     parser.add_argument("--oracle-px", type=float, default=2.0,
                         help="also print the smoothed-map oracle, data smoothed over this many "

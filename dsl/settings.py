@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from dkl.dsl import ast
 from dkl.dsl.errors import did_you_mean
 from dkl.dsl.functions import ACQUISITIONS, KERNELS, PRECISIONS, SEED_KINDS, STOP_QUANTITIES
-from dkl.dsl.plan import Acquisition, ModelSpec, Seeding, StopWhen
+from dkl.dsl.plan import DEFAULT_SEED_POINTS, Acquisition, ModelSpec, Seeding, StopWhen
 from dkl.dsl.units import UNITS
 
 if TYPE_CHECKING:
@@ -94,8 +94,8 @@ def seeding(c: _Checker, stmt: ast.Statement | None) -> Seeding:
         c.error("E151", f"unknown seeding `{kind}`" + did_you_mean(kind, [*SEED_KINDS, "at"])
                    + " (random N, grid N or at (x, y), ...)", stmt.kind.span)
         return Seeding()
-    n = c.whole(stmt.count, "the number of seed points") if stmt.count else 10
-    return Seeding(kind, n or 10)
+    n = c.whole(stmt.count, "the number of seed points") if stmt.count else None
+    return Seeding(kind, n or DEFAULT_SEED_POINTS)
 
 
 def model(c: _Checker, stmt: ast.Statement | None) -> ModelSpec:

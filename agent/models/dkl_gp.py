@@ -439,7 +439,7 @@ class DKLModel:
             return float(self._loss_fn(*self._padded(x, ys, cap))[0])
 
     def fit(self, X: Any, y: Any, max_steps: int | None = None,
-            time_budget_s: float | None = None) -> FitReport:
+            time_budget_s: float | None = None, restart: bool = False) -> FitReport:
         """Train on all data so far (warm start from the previous weights).
 
         Args:
@@ -448,6 +448,9 @@ class DKLModel:
             max_steps: Adam steps; default `spec.steps` cold, `warm_steps` warm.
             time_budget_s: stop after about this long (checked between compiled chunks;
                 the first call at a new capacity also pays the one-off trace).
+            restart: draw fresh weights (from the seed) and fit cold instead of warm.
+                Warm starts follow the order the points came in; a fresh fit on all of
+                them maps better (docs/model.md, "The final map").
 
         Returns:
             FitReport with loss, steps, seconds and hyperparameters.
@@ -470,7 +473,10 @@ class DKLModel:
             ys = ((yv - self._y_mean) / self._y_std).astype(self._np)
             cap = self._grow(len(x))
             data = self._padded(xn, ys, cap)
-            cold = self._fits == 0
+            if restart and self._fits:
+                self._reinits += 1
+                self._initialise(self._reinits)
+            cold = self._fits == 0 or restart
             steps = int(max_steps) if max_steps is not None else (
                 self.spec.steps if cold else self.warm_steps)
             if steps < 0:

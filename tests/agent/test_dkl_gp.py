@@ -151,6 +151,25 @@ def test_cold_then_warm_step_counts():
     assert model.fit(x, y, max_steps=4).steps == 4
 
 
+def test_restart_fits_cold_from_fresh_weights_and_is_deterministic():
+    x, y = data(16)
+    xs, _ = data(10, seed=9)
+    runs = []
+    for _ in range(2):
+        model = DKLModel(spec(steps=40), D, seed=3)
+        model.fit(x[:12], y[:12])
+        warm = model.fit(x, y)
+        before = [w.copy() for w in model.mlp.get_weights()]
+        report = model.fit(x, y, restart=True)
+        assert report.cold and report.steps == 40 and not warm.cold
+        # fresh weights, not the warm ones trained on: the first layer moved far
+        assert not np.allclose(model.mlp.get_weights()[0], before[0], atol=1e-2)
+        runs.append(model.predict(xs))
+    np.testing.assert_allclose(runs[0][0], runs[1][0], rtol=1e-5, atol=1e-6)
+    first = DKLModel(spec(steps=40), D, seed=3).fit(x, y, restart=True)
+    assert first.cold and first.steps == 40  # a first fit is cold anyway
+
+
 @pytest.mark.parametrize("build", [
     lambda: DKLModel(spec(), D, seed=0),
     lambda: VectorDKL(spec(), D, seed=0, n_components=2),

@@ -72,13 +72,67 @@ def test_run_measures_the_planned_points_and_writes_results(tmp_path, dataset):
     assert sim.status()["blanked"]
 
 
+def test_the_map_a_run_leaves_comes_from_a_fresh_fit_on_every_point(tmp_path, dataset):
+    _exp, outcome, _ = run(tmp_path, dataset)
+    docs = list(read_log(tmp_path / "journal.log"))
+    models = [m.body for m in docs if m.topic == "run.model"]
+    events = [m.body for m in docs if m.topic == "run.event"]
+    final = models[-1]
+    assert final["cold"] and final["n_train"] == len(events) == 12
+    assert not any(m["cold"] for m in models[1:-1])  # warm starts in between
+    maps = [m.body for m in docs if m.topic == "run.maps"]
+    assert maps[-1]["version"] == final["version"]
+    results = np.load(outcome.results)
+    np.testing.assert_array_equal(results["prediction"], maps[-1]["prediction"])
+
+
+def test_a_failing_final_fit_keeps_the_last_map(tmp_path, dataset, monkeypatch):
+    decide = Decider.decide
+
+    def no_restart(self, indices, values, failed=None, restart=False):
+        if restart:
+            raise FloatingPointError("Cholesky failed")
+        return decide(self, indices, values, failed)
+
+    monkeypatch.setattr(Decider, "decide", no_restart)
+    _exp, outcome, _ = run(tmp_path, dataset)
+    assert outcome.exit_status == "success", outcome.reason
+    docs = list(read_log(tmp_path / "journal.log"))
+    models = [m.body for m in docs if m.topic == "run.model"]
+    maps = [m.body for m in docs if m.topic == "run.maps"]
+    assert not models[-1]["cold"] and maps[-1]["version"] == models[-1]["version"]
+    assert np.isfinite(np.load(outcome.results)["prediction"]).all()
+
+
+def test_an_abort_ends_without_the_final_fit(tmp_path, dataset):
+    control = Control()
+
+    class AbortAtSix:
+        def __init__(self, inner) -> None:
+            self.inner = inner
+
+        def publish(self, topic, body):
+            if topic == "run.event" and body["index"] == 6:
+                control.send(Command("abort", reason="now"))
+            return self.inner.publish(topic, body)
+
+        def close(self):
+            self.inner.close()
+
+    _exp, outcome, _ = run(tmp_path, dataset, n=30, control=control,
+                           recorder=AbortAtSix(open_recorder(tmp_path, None)))
+    assert outcome.exit_status == "aborted"
+    models = [m.body for m in read_log(tmp_path / "journal.log") if m.topic == "run.model"]
+    assert models and not models[-1]["cold"]
+
+
 def test_nan_spectra_are_failures_not_training_data(tmp_path, dataset, monkeypatch):
     calls: list[tuple[int, list[int]]] = []  # (points trained on, failed candidates passed)
     decide = Decider.decide
 
-    def spy(self, indices, values, failed=None):
+    def spy(self, indices, values, failed=None, restart=False):
         calls.append((len(indices), sorted(int(i) for i in failed)))
-        return decide(self, indices, values, failed)
+        return decide(self, indices, values, failed, restart)
 
     monkeypatch.setattr(Decider, "decide", spy)
     # 0.5: which points fail depends on the path the model takes; 10 clean draws would be

@@ -189,7 +189,7 @@ def test_explain_shows_every_default_of_the_one_liner(
     assert "built-in dataset `plasmonic`" in rows["instrument"]
     assert "ratio(peak(1), peak(2))" in rows["scalarize"]
     assert "EI xi=0.01" in rows["acquire"]
-    assert "random 10 points" in rows["seed"]
+    assert "random 5 points" in rows["seed"]
     assert "steps=200" in rows["model"]
     assert "after 200 measurements" in rows["stop"]
 

@@ -48,6 +48,20 @@ def run(tmp_path: Path, dataset, n: int = 12, faults: Faults | None = None,
         recorder.close()
 
 
+class Tap:
+    """A recorder that shows each document to `see` (a test's hand on the controls)."""
+
+    def __init__(self, inner, see) -> None:
+        self.inner, self.see = inner, see
+
+    def publish(self, topic, body):
+        self.see(topic, body)
+        return self.inner.publish(topic, body)
+
+    def close(self):
+        self.inner.close()
+
+
 def topics(run_dir: Path) -> list[str]:
     return [m.topic for m in read_log(run_dir / "journal.log")]
 
@@ -107,20 +121,12 @@ def test_a_failing_final_fit_keeps_the_last_map(tmp_path, dataset, monkeypatch):
 def test_an_abort_ends_without_the_final_fit(tmp_path, dataset):
     control = Control()
 
-    class AbortAtSix:
-        def __init__(self, inner) -> None:
-            self.inner = inner
-
-        def publish(self, topic, body):
-            if topic == "run.event" and body["index"] == 6:
-                control.send(Command("abort", reason="now"))
-            return self.inner.publish(topic, body)
-
-        def close(self):
-            self.inner.close()
+    def see(topic, body):
+        if topic == "run.event" and body["index"] == 6:
+            control.send(Command("abort", reason="now"))
 
     _exp, outcome, _ = run(tmp_path, dataset, n=30, control=control,
-                           recorder=AbortAtSix(open_recorder(tmp_path, None)))
+                           recorder=Tap(open_recorder(tmp_path, None), see))
     assert outcome.exit_status == "aborted"
     models = [m.body for m in read_log(tmp_path / "journal.log") if m.topic == "run.model"]
     assert models and not models[-1]["cold"]
@@ -192,29 +198,21 @@ def test_operator_commands_follow_legal_transitions(tmp_path, dataset):
     measured: list[tuple[int, int]] = []
     target: list[tuple[int, int]] = []
 
-    class Watch:
-        def __init__(self, inner) -> None:
-            self.inner = inner
-
-        def publish(self, topic, body):
-            if topic == "run.event":
-                measured.append((body["x"], body["y"]))
-            if topic == "run.event" and body["index"] == 3:
-                target.append(next(p for p in [(0, 0), (23, 23), (0, 23)] if p not in measured))
-                x, y = target[0]
-                control.send(Command("measure", args={"x": x, "y": y}))
-                control.send(Command("pause"))
-            if topic == "run.interruption" and body["state"] == "paused":
-                threading.Thread(target=control.send, args=(Command("resume"),)).start()
-            if topic == "run.event" and body["index"] == 8:
-                control.send(Command("stop", reason="enough"))
-            return self.inner.publish(topic, body)
-
-        def close(self):
-            self.inner.close()
+    def see(topic, body):
+        if topic == "run.event":
+            measured.append((body["x"], body["y"]))
+        if topic == "run.event" and body["index"] == 3:
+            target.append(next(p for p in [(0, 0), (23, 23), (0, 23)] if p not in measured))
+            x, y = target[0]
+            control.send(Command("measure", args={"x": x, "y": y}))
+            control.send(Command("pause"))
+        if topic == "run.interruption" and body["state"] == "paused":
+            threading.Thread(target=control.send, args=(Command("resume"),)).start()
+        if topic == "run.event" and body["index"] == 8:
+            control.send(Command("stop", reason="enough"))
 
     exp, outcome, sim = run(tmp_path, dataset, n=30, control=control,
-                            recorder=Watch(open_recorder(tmp_path, None)))
+                            recorder=Tap(open_recorder(tmp_path, None), see))
     assert outcome.exit_status == "stopped" and outcome.reason == "enough"
     for old, new in exp.states.history:
         assert new in TRANSITIONS[old]

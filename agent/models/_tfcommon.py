@@ -145,20 +145,24 @@ def adam_update(variables: Sequence[tf.Variable], grads: Sequence[tf.Tensor],
                 eps: float = 1e-7) -> None:
     """One Adam step (Kingma & Ba) with moments in plain variables, so state is saveable.
 
-    Non-finite gradient entries are zeroed rather than poisoning the weights.
+    Each variable is updated by TensorFlow's fused Adam kernel: a warm fit is a few dozen
+    small steps, so its time is mostly per-operation overhead (kernel launches on a GPU),
+    and the fused update needs one operation per variable where the written-out formula
+    needs about fifteen. Non-finite gradient entries are zeroed rather than poisoning the
+    weights.
     """
-    step = t.assign_add(1)
     dtype = variables[0].dtype
-    tf_step = tf.cast(step, dtype)
-    scale = lr * tf.sqrt(1.0 - tf.pow(tf.constant(beta2, dtype), tf_step)) / (
-        1.0 - tf.pow(tf.constant(beta1, dtype), tf_step))
+    step = tf.cast(t.assign_add(1), dtype)
+    b1, b2 = tf.constant(beta1, dtype), tf.constant(beta2, dtype)
+    powers = {"beta1_power": tf.pow(b1, step), "beta2_power": tf.pow(b2, step)}
     for var, g, m_i, v_i in zip(variables, grads, m, v, strict=True):
         if g is None:
             continue
         g = tf.where(tf.math.is_finite(g), g, tf.zeros_like(g))
-        m_i.assign(beta1 * m_i + (1.0 - beta1) * g)
-        v_i.assign(beta2 * v_i + (1.0 - beta2) * tf.square(g))
-        var.assign_sub(scale * m_i / (tf.sqrt(v_i) + eps))
+        tf.raw_ops.ResourceApplyAdam(
+            var=var.handle, m=m_i.handle, v=v_i.handle, **powers,
+            lr=tf.constant(lr, dtype), beta1=b1, beta2=b2, epsilon=tf.constant(eps, dtype),
+            grad=g)
 
 
 def as_array(value: Any, shape: tuple[int, ...], dtype: Any) -> np.ndarray:

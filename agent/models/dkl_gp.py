@@ -215,6 +215,8 @@ class DKLModel:
             self._sample_impl,
             input_signature=[x_spec, z_spec, v_spec, omega_spec, v_spec, v_spec, v_spec])
         self._embed_fn = compile_(self._embedding, input_signature=[x_spec])
+        self._health_fn = compile_(self._health_impl, input_signature=[x_spec])
+        self._hyper_fn = compile_(self._hyper_impl)
         # called from inside the predict and sample graphs; XLA compiles it once per shape
         self._cross_kernel_fn = compile_(self._cross_kernel_impl, jit_compile=True,
                                          input_signature=[x_spec, z_spec])
@@ -258,12 +260,19 @@ class DKLModel:
     def hyperparameters(self) -> dict[str, float]:
         """Kernel amplitude, lengthscale (embedding units), noise variance (standardised y),
         and the linear term's variance σ_l² when there is one."""
-        out = {"amplitude": float(self._amplitude()), "lengthscale": float(self._lengthscale()),
-               "noise": float(self._noise()), "jitter": self.jitter,
-               "y_mean": self._y_mean, "y_std": self._y_std}
-        if self.n_linear:
-            out["linear"] = float(tf.math.softplus(self._raw["linear"]))
+        amplitude, lengthscale, noise, *linear = self._hyper_fn().numpy().tolist()
+        out = {"amplitude": amplitude, "lengthscale": lengthscale, "noise": noise,
+               "jitter": self.jitter, "y_mean": self._y_mean, "y_std": self._y_std}
+        if linear:
+            out["linear"] = linear[0]
         return out
+
+    def _hyper_impl(self) -> tf.Tensor:
+        """The constrained kernel parameters in one tensor: one copy off the device."""
+        parts = [self._amplitude(), self._lengthscale(), self._noise()]
+        if self.n_linear:
+            parts.append(tf.math.softplus(self._raw["linear"]))
+        return tf.stack(parts)
 
     def _embedding(self, x: tf.Tensor) -> tf.Tensor:
         """The learned embedding of raw inputs: the stored input normalisation, then the MLP."""
@@ -339,7 +348,8 @@ class DKLModel:
         return tf.while_loop(lambda i, _: i < n_steps, step, start)[1]
 
     def _posterior_impl(self, x: tf.Tensor, y: tf.Tensor) -> tuple[tf.Tensor, ...]:
-        """Embedded training points, L^-1 and alpha = K^-1 y: what prediction reuses."""
+        """Embedded training points, L^-1 and alpha = K^-1 y: what prediction reuses; and
+        whether all of it is finite (a GPU Cholesky of an indefinite matrix gives NaN)."""
         self.trace_counts["posterior"] += 1
         z = self._features(x)
         n = tf.shape(z)[0]
@@ -348,7 +358,9 @@ class DKLModel:
         chol = tf.linalg.cholesky(k)
         linv = tf.linalg.triangular_solve(chol, tf.eye(n, dtype=self.dtype), lower=True)
         alpha = tf.linalg.cholesky_solve(chol, y[:, None])[:, 0]
-        return z, linv, alpha
+        finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(t))
+                                         for t in (z, linv, alpha)]))
+        return z, linv, alpha, finite
 
     def _cross_kernel_impl(self, x: tf.Tensor, z_train: tf.Tensor) -> tuple[tf.Tensor, ...]:
         """k(z_train, z), shape (len(z_train), len(x)), and the embedding z of x: one XLA
@@ -529,27 +541,37 @@ class DKLModel:
 
     def _health(self, xn: np.ndarray, loss: float) -> str | None:
         """Name what went wrong (non-finite, collapsed embedding or lengthscale), or None."""
-        weights_ok = all(bool(tf.reduce_all(tf.math.is_finite(v))) for v in self._vars)
-        if not weights_ok or not np.isfinite(loss):
+        finite, spread, lengthscale = (t.numpy() for t in self._health_fn(tf.constant(xn)))
+        if not finite or not np.isfinite(loss):
             return "non-finite loss or weights"
         if len(xn) < 2 or float(np.ptp(xn, axis=0).max()) == 0.0:
             return None  # identical inputs: nothing an embedding could separate
-        z = self._embed_fn(tf.constant(xn)).numpy().astype(np.float64)
-        spread = float(np.sqrt(np.mean(np.var(z, axis=0))))
+        spread = float(spread)
         if spread < 1e-4:
             return f"collapsed embedding (std {spread:.2e} over training points)"
-        ratio = float(self._lengthscale()) / spread
+        ratio = float(lengthscale) / spread
         if ratio < 1e-3 or ratio > 1e3:
             return f"lengthscale collapsed or exploded ({ratio:.2e} x embedding spread)"
         return None
+
+    def _health_impl(self, x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Whether every weight is finite, the embedding's spread over x, the lengthscale.
+
+        One compiled call: on a GPU each separate check would be a launch and a copy back.
+        """
+        finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(v))
+                                         for v in self._vars]))
+        z = tf.cast(self._embedding(x), tf.float64)
+        spread = tf.sqrt(tf.reduce_mean(tf.math.reduce_variance(z, axis=0)))
+        return finite, spread, tf.cast(self._lengthscale(), tf.float64)
 
     def _refresh_posterior(self) -> None:
         """Cache embedded training points, L^-1 and alpha for O(N) batched prediction."""
         assert self._x_train is not None and self._y_train is not None
         xn = tf.constant(self._x_train.astype(self._np))
         ys = tf.constant(((self._y_train - self._y_mean) / self._y_std).astype(self._np))
-        z, linv, alpha = self._posterior_fn(xn, ys)
-        if not all(bool(tf.reduce_all(tf.math.is_finite(t))) for t in (z, linv, alpha)):
+        z, linv, alpha, finite = self._posterior_fn(xn, ys)
+        if not bool(finite):
             raise FloatingPointError("posterior Cholesky failed: kernel matrix not PSD")
         # zero-padded to the training capacity: the cross-kernel's XLA program sees a new
         # shape only when the training step retraces too (the padded rows are sliced off)

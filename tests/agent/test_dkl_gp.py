@@ -276,6 +276,29 @@ def test_collapsed_embedding_is_reinitialised():
     assert np.std(model.embed(x), axis=0).max() > 1e-3
 
 
+def test_non_finite_weights_are_reinitialised():
+    x, y = data(20)
+    model = DKLModel(spec(steps=3), D, seed=0)
+    model.fit(x, y)
+    first = model.mlp.layers[0]
+    first.kernel.assign(tf.fill(first.kernel.shape, float("nan")))
+    report = model.fit(x, y)
+    assert report.reinitialised == ["non-finite loss or weights"]
+    assert np.isfinite(report.loss) and np.all(np.isfinite(model.predict(x)[0]))
+
+
+def test_non_finite_posterior_is_refused():
+    x, y = data(20)
+    model = DKLModel(spec(steps=3), D, seed=0)
+    model.fit(x, y)
+    model._raw["noise"].assign(float("nan"))  # a CPU Cholesky returns NaN without raising
+    with pytest.raises(FloatingPointError, match="not PSD"):
+        model._refresh_posterior()
+    model._raw["noise"].assign(-2.0)
+    model._refresh_posterior()
+    assert np.all(np.isfinite(model.predict(x)[0]))
+
+
 def test_bad_input_gets_clear_errors():
     x, y = data(6)
     model = DKLModel(spec(), D, seed=0)

@@ -53,17 +53,19 @@ class Decider:
         self.success: SuccessEstimate | None = None  # built at the first failed point
 
     def decide(self, indices: np.ndarray, values: np.ndarray,
-               failed: np.ndarray | None = None, restart: bool = False) -> Decision:
+               failed: np.ndarray | None = None, restart: bool = False,
+               tries: int = 1) -> Decision:
         """Fit on `features[indices] -> values`, then score every candidate.
 
         `failed`: candidates measured without a usable scalar. Once there is one, every
         score is weighed by the chance that a measurement there succeeds
         (`dkl.agent.feasibility`), so the beam stops returning to where scalars fail.
-        `restart`: fit from fresh weights instead of warm; the run's final map does.
+        `restart`: fit from fresh weights instead of warm; the run's final map does, keeping
+        the best of `tries` fresh fits (`DKLModel.fit`).
         """
         plan = self.plan
         t0 = time.perf_counter()
-        report = self.model.fit(self.features[indices], values, restart=restart)
+        report = self.model.fit(self.features[indices], values, restart=restart, tries=tries)
         t1 = time.perf_counter()
         mean, std = self.model.predict(self.features)
         t2 = time.perf_counter()

@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 ACQUIRE_ATTEMPTS = 3
 #: Least time between two `run.maps` documents (the last maps are always sent).
 MAPS_INTERVAL_S = 1.0
+#: fresh fits for the map a run leaves; the lowest objective wins (docs/model.md, "The final map")
+FINAL_FIT_TRIES = 4
 
 
 class Recorder(Protocol):
@@ -232,7 +234,8 @@ class Experiment:
         })
 
     def _final_fit(self, status: str) -> None:
-        """Refit from fresh weights on every usable point: the map the run leaves.
+        """Refit from fresh weights on every usable point, best of `FINAL_FIT_TRIES`: the map
+        the run leaves.
 
         The warm-started fits follow the acquisition's path through the data and serve
         the decisions; a fresh fit on all the points maps the sample better (docs/model.md,
@@ -244,7 +247,7 @@ class Experiment:
             return
         try:
             self.decision = self.decider.decide(idx, val, self.record.failed_indices(),
-                                                restart=True)
+                                                restart=True, tries=FINAL_FIT_TRIES)
         except Exception:
             log.exception("run %s: the final fit failed; keeping the last map", self.run_id)
             return

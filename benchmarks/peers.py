@@ -139,6 +139,7 @@ def run_ours(X: np.ndarray, y: np.ndarray, init: list[int], decisions: int,
              seed: int, linear: int | None = None) -> dict:
     """Our loop; `linear` None takes the language's default for `model dkl linear=`."""
     from dkl.agent.acquisition import acquire, select_next
+    from dkl.agent.loop import FINAL_FIT_TRIES
     from dkl.agent.models.dkl_gp import DKLModel
     from dkl.dsl.plan import ModelSpec
 
@@ -169,7 +170,7 @@ def run_ours(X: np.ndarray, y: np.ndarray, init: list[int], decisions: int,
     # the map a run leaves, as `dkl run` makes it: a fit from fresh weights, here on the
     # points the peers' last model saw
     t = time.perf_counter()
-    model.fit(X[trained], y[trained], restart=True)
+    model.fit(X[trained], y[trained], restart=True, tries=FINAL_FIT_TRIES)
     mean, _ = model.predict(X)
     final = time.perf_counter() - t
     return {"chosen": chosen, "fit": fits, "predict": preds, "mean": mean.tolist(),

@@ -101,6 +101,11 @@ def lower_triangular_sum_sq(lower: tf.Tensor, b: tf.Tensor, blocks: int = 8) -> 
     return total
 
 
+def _rank(loss: float) -> float:
+    """A fit's objective for choosing among tries; a non-finite one loses."""
+    return loss if np.isfinite(loss) else np.inf
+
+
 class DKLModel:
     """Deep-kernel GP with compile-once training, warm starts and O(N) batched prediction.
 
@@ -451,7 +456,8 @@ class DKLModel:
             return float(self._loss_fn(*self._padded(x, ys, cap))[0])
 
     def fit(self, X: Any, y: Any, max_steps: int | None = None,
-            time_budget_s: float | None = None, restart: bool = False) -> FitReport:
+            time_budget_s: float | None = None, restart: bool = False,
+            tries: int = 1) -> FitReport:
         """Train on all data so far (warm start from the previous weights).
 
         Args:
@@ -463,6 +469,9 @@ class DKLModel:
             restart: draw fresh weights (from the seed) and fit cold instead of warm.
                 Warm starts follow the order the points came in; a fresh fit on all of
                 them maps better (docs/model.md, "The final map").
+            tries: with `restart`, fit this many times from different fresh weights and
+                keep the fit with the lowest objective: one cold fit on few points can land
+                in a poor optimum, and the lowest of a few rarely does.
 
         Returns:
             FitReport with loss, steps, seconds and hyperparameters.
@@ -485,29 +494,27 @@ class DKLModel:
             ys = ((yv - self._y_mean) / self._y_std).astype(self._np)
             cap = self._grow(len(x))
             data = self._padded(xn, ys, cap)
-            if restart and self._fits:
-                self._reinits += 1
-                self._initialise(self._reinits)
             cold = self._fits == 0 or restart
             steps = int(max_steps) if max_steps is not None else (
                 self.spec.steps if cold else self.warm_steps)
             if steps < 0:
                 raise ValueError("max_steps must be >= 0")
-            loss, done, by_time = self._run(data, steps, deadline)
-            reasons: list[str] = []
-            warnings: list[str] = []
-            problem = self._health(xn, loss)
-            while problem is not None:
-                if len(reasons) >= self.max_reinit:
-                    warnings.append(problem)
-                    break
-                reasons.append(problem)
-                self._reinits += 1
-                self._initialise(self._reinits)
-                cold_steps = self.spec.steps if max_steps is None else int(max_steps)
-                loss, more, by_time = self._run(data, cold_steps, deadline)
+            if int(tries) < 1:
+                raise ValueError(f"tries must be >= 1, got {tries}")
+            n_tries = int(tries) if restart else 1
+            done, best = 0, None
+            for attempt in range(n_tries):
+                if restart and (self._fits or attempt):
+                    self._reinits += 1
+                    self._initialise(self._reinits)
+                loss, more, by_time, reasons, warnings = self._train_healthy(
+                    data, xn, steps, max_steps, deadline)
                 done += more
-                problem = self._health(xn, loss)
+                if n_tries > 1 and (best is None or _rank(loss) < _rank(best[0])):
+                    best = (loss, by_time, reasons, warnings, self._weights())
+            if best is not None:
+                loss, by_time, reasons, warnings, weights = best
+                self._set_weights(weights)
             self._x_train, self._y_train = x.astype(np.float64), yv.copy()
             self._refresh_posterior()
             self._fits += 1
@@ -518,6 +525,35 @@ class DKLModel:
                 version=self.version, cold=cold or bool(reasons),
                 stopped_by="time" if by_time else "steps",
                 reinitialised=reasons, warnings=warnings, device=device_of(self._vars[0]))
+
+    def _train_healthy(self, data: tuple[tf.Tensor, ...], xn: np.ndarray, steps: int,
+                       max_steps: int | None, deadline: float | None
+                       ) -> tuple[float, int, bool, list[str], list[str]]:
+        """Train, then re-initialise and train cold while the result is unhealthy."""
+        loss, done, by_time = self._run(data, steps, deadline)
+        reasons: list[str] = []
+        warnings: list[str] = []
+        problem = self._health(xn, loss)
+        while problem is not None:
+            if len(reasons) >= self.max_reinit:
+                warnings.append(problem)
+                break
+            reasons.append(problem)
+            self._reinits += 1
+            self._initialise(self._reinits)
+            cold_steps = self.spec.steps if max_steps is None else int(max_steps)
+            loss, more, by_time = self._run(data, cold_steps, deadline)
+            done += more
+            problem = self._health(xn, loss)
+        return loss, done, by_time, reasons, warnings
+
+    def _weights(self) -> list[np.ndarray]:
+        """Weights and Adam state, to keep the best of several fits."""
+        return [v.numpy() for v in (*self._vars, *self._m, *self._v, self._t)]
+
+    def _set_weights(self, values: list[np.ndarray]) -> None:
+        for var, value in zip((*self._vars, *self._m, *self._v, self._t), values, strict=True):
+            var.assign(value)
 
     def _run(self, data: tuple[tf.Tensor, ...], steps: int,
              deadline: float | None) -> tuple[float, int, bool]:

@@ -170,6 +170,28 @@ def test_restart_fits_cold_from_fresh_weights_and_is_deterministic():
     assert first.cold and first.steps == 40  # a first fit is cold anyway
 
 
+def test_restart_tries_keep_the_fit_with_the_lowest_objective():
+    x, y = data(16)
+    xs, _ = data(10, seed=9)
+    single = DKLModel(spec(steps=40), D, seed=0)
+    single.fit(x[:12], y[:12])
+    tried = []  # the same fresh weights, one restart at a time
+    for _ in range(4):
+        report = single.fit(x, y, restart=True)
+        tried.append((report.loss, single.predict(xs)[0]))
+    # a number of tries whose best is not the last one, so keeping it is what is tested
+    n = next(k for k in range(2, 5) if np.argmin([t[0] for t in tried[:k]]) < k - 1)
+    best = DKLModel(spec(steps=40), D, seed=0)
+    best.fit(x[:12], y[:12])
+    report = best.fit(x, y, restart=True, tries=n)
+    loss, mean = min(tried[:n], key=lambda t: t[0])
+    assert report.cold and report.steps == n * 40 and report.loss == pytest.approx(loss)
+    np.testing.assert_allclose(best.predict(xs)[0], mean, rtol=1e-5, atol=1e-6)
+    assert best.fit(x, y, tries=3).steps == best.warm_steps  # tries need a restart
+    with pytest.raises(ValueError, match="tries"):
+        best.fit(x, y, restart=True, tries=0)
+
+
 @pytest.mark.parametrize("build", [
     lambda: DKLModel(spec(), D, seed=0),
     lambda: VectorDKL(spec(), D, seed=0, n_components=2),

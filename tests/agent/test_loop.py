@@ -103,7 +103,7 @@ def test_the_map_a_run_leaves_comes_from_a_fresh_fit_on_every_point(tmp_path, da
 def test_a_failing_final_fit_keeps_the_last_map(tmp_path, dataset, monkeypatch):
     decide = Decider.decide
 
-    def no_restart(self, indices, values, failed=None, restart=False):
+    def no_restart(self, indices, values, failed=None, restart=False, tries=1):
         if restart:
             raise FloatingPointError("Cholesky failed")
         return decide(self, indices, values, failed)
@@ -136,9 +136,9 @@ def test_nan_spectra_are_failures_not_training_data(tmp_path, dataset, monkeypat
     calls: list[tuple[int, list[int]]] = []  # (points trained on, failed candidates passed)
     decide = Decider.decide
 
-    def spy(self, indices, values, failed=None, restart=False):
+    def spy(self, indices, values, failed=None, restart=False, tries=1):
         calls.append((len(indices), sorted(int(i) for i in failed)))
-        return decide(self, indices, values, failed, restart)
+        return decide(self, indices, values, failed, restart, tries)
 
     monkeypatch.setattr(Decider, "decide", spy)
     # 0.5: which points fail depends on the path the model takes; 10 clean draws would be

@@ -165,6 +165,11 @@ def adam_update(variables: Sequence[tf.Variable], grads: Sequence[tf.Tensor],
             grad=g)
 
 
+def all_finite(tensors: Sequence[tf.Tensor | tf.Variable]) -> tf.Tensor:
+    """One boolean: every entry of every tensor is finite (in a graph: one copy back)."""
+    return tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(t)) for t in tensors]))
+
+
 def as_array(value: Any, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
     """A state entry back as an array: accepts ndarray, (nested) list, scalar or raw bytes."""
     if isinstance(value, (bytes, bytearray, memoryview)):

@@ -36,6 +36,7 @@ import tensorflow_probability as tfp
 from dkl.agent.models._tfcommon import (
     FitReport,
     adam_update,
+    all_finite,
     as_array,
     build_mlp,
     cross_covariance,
@@ -363,9 +364,7 @@ class DKLModel:
         chol = tf.linalg.cholesky(k)
         linv = tf.linalg.triangular_solve(chol, tf.eye(n, dtype=self.dtype), lower=True)
         alpha = tf.linalg.cholesky_solve(chol, y[:, None])[:, 0]
-        finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(t))
-                                         for t in (z, linv, alpha)]))
-        return z, linv, alpha, finite
+        return z, linv, alpha, all_finite((z, linv, alpha))
 
     def _cross_kernel_impl(self, x: tf.Tensor, z_train: tf.Tensor) -> tuple[tf.Tensor, ...]:
         """k(z_train, z), shape (len(z_train), len(x)), and the embedding z of x: one XLA
@@ -595,11 +594,9 @@ class DKLModel:
 
         One compiled call: on a GPU each separate check would be a launch and a copy back.
         """
-        finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(v))
-                                         for v in self._vars]))
         z = tf.cast(self._embedding(x), tf.float64)
         spread = tf.sqrt(tf.reduce_mean(tf.math.reduce_variance(z, axis=0)))
-        return finite, spread, tf.cast(self._lengthscale(), tf.float64)
+        return all_finite(self._vars), spread, tf.cast(self._lengthscale(), tf.float64)
 
     def _refresh_posterior(self) -> None:
         """Cache embedded training points, L^-1 and alpha for O(N) batched prediction."""

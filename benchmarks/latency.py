@@ -163,6 +163,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import tensorflow as tf
 
+    import dkl.agent.models  # noqa: F401  (first: it loads pip's CUDA libraries, _cuda.py)
     from dkl.dsl.plan import ModelSpec
 
     if args.threads:

@@ -4,7 +4,11 @@
 `VectorDKL` (`vector_dkl.py`) reconstructs whole spectra for offline analysis.
 """
 
-from dkl.agent.models.dkl_gp import DKLModel, FitReport
-from dkl.agent.models.vector_dkl import VectorDKL
+from dkl.agent.models._cuda import preload_pip_cuda_libraries
+
+preload_pip_cuda_libraries()  # before TensorFlow lists its devices: see _cuda.py
+
+from dkl.agent.models.dkl_gp import DKLModel, FitReport  # noqa: E402
+from dkl.agent.models.vector_dkl import VectorDKL  # noqa: E402
 
 __all__ = ["DKLModel", "FitReport", "VectorDKL"]

@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from dkl.agent.models._cuda import unused_gpu
 from dkl.agent.models._tfcommon import (
     FitReport,
     adam_update,
@@ -153,6 +154,7 @@ class DKLModel:
     ) -> None:
         validate_spec(spec)
         full_precision_matmuls()
+        unused_gpu()
         if int(input_dim) < 1:
             raise ValueError(f"input_dim must be >= 1, got {input_dim}")
         if int(seed) < 0:

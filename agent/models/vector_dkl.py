@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from dkl.agent.models._cuda import unused_gpu
 from dkl.agent.models._tfcommon import (
     FitReport,
     adam_update,
@@ -58,6 +59,7 @@ class VectorDKL:
                  activation: str = "tanh", predict_batch: int = 4096) -> None:
         validate_spec(spec)
         full_precision_matmuls()
+        unused_gpu()
         if int(n_components) < 1 or int(input_dim) < 1 or int(seed) < 0:
             raise ValueError("n_components and input_dim must be >= 1, seed >= 0")
         self.spec, self.input_dim, self.seed = spec, int(input_dim), int(seed)

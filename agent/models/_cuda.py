@@ -3,10 +3,11 @@
 `tensorflow[and-cuda]` brings CUDA as `nvidia-*-cu12` wheels, and TensorFlow finds them
 through the RUNPATH of `libtensorflow_framework.so.2`. In TensorFlow 2.21 that list lacks
 `nvidia/cusolver/lib` (2.20's has it), so on a GPU machine TensorFlow logs "Cannot dlopen
-some GPU libraries", registers no GPU and trains on the CPU without another word: that
-is what a fresh `pip install ".[gpu]"` gave on an H200 on 2026-11-26. Loading the library
-by its full path first fixes it: the dynamic loader hands TensorFlow's later
-`dlopen("libcusolver.so.11")` the library already loaded under that name.
+some GPU libraries", registers no GPU and trains on the CPU with only that log line to
+say so: that is what a fresh `pip install ".[gpu]"` gave on an H200 on 2026-11-26.
+Loading the library by its full path first fixes it: the dynamic loader hands
+TensorFlow's later `dlopen("libcusolver.so.11")` the library already loaded under that
+name.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,20 +26,31 @@ print("ok", r.plan.acquire.name)
 """
 
 
+def local_setuptools_builds() -> bool:
+    """Whether this environment's setuptools meets pyproject's build requirement."""
+    try:
+        have = int(importlib.metadata.version("setuptools").split(".")[0])
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    need = re.search(r'"setuptools>=(\d+)', (ROOT / "pyproject.toml").read_text())
+    return need is not None and have >= int(need.group(1))
+
+
 @pytest.mark.slow
 def test_installed_wheel_imports(tmp_path: Path) -> None:
     wheels, target, elsewhere = tmp_path / "wheels", tmp_path / "site", tmp_path / "cwd"
     elsewhere.mkdir()
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
-    # build in this environment when it has setuptools (no network needed), else isolated
-    isolation = ["--no-build-isolation"] if importlib.util.find_spec("setuptools") else []
+    # build in this environment when its setuptools will do (no network needed), else isolated
+    isolation = ["--no-build-isolation"] if local_setuptools_builds() else []
     # build from a copy, so that setuptools' build/ folder never lands in the checkout
     source = tmp_path / "src"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
         ".git", "build", "dist", "*.egg-info", "__pycache__", ".*cache", ".hypothesis", "runs",
         "venv", ".venv", "tests", "test-artifacts"))
-    subprocess.run([*pip, "wheel", "--no-deps", *isolation, "-q", "-w", str(wheels), str(source)],
-                   check=True, cwd=tmp_path, timeout=240, capture_output=True)
+    built = subprocess.run([*pip, "wheel", "--no-deps", *isolation, "-q", "-w", str(wheels),
+                            str(source)], cwd=tmp_path, timeout=240, capture_output=True, text=True)
+    assert built.returncode == 0, built.stderr[-3000:]
     (wheel,) = wheels.glob("dkl_microscope-*.whl")
     subprocess.run([*pip, "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, timeout=240, capture_output=True)

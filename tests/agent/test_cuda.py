@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ctypes
-import importlib.util
 import logging
 import os
 import shutil
@@ -48,9 +47,8 @@ def test_preload_leaves_a_broken_library_to_tensorflow(tmp_path: Path) -> None:
 
 def test_with_the_cuda_wheels_cusolver_opens_by_name_after_the_import() -> None:
     """Where `pip install ".[gpu]"` put cuSOLVER: what TensorFlow 2.21's dlopen needs."""
-    if importlib.util.find_spec("nvidia") is None or not any(
-            (Path(root) / "cusolver" / "lib" / "libcusolver.so.11").is_file()
-            for root in _cuda.pip_nvidia_roots()):
+    if not any((Path(root) / "cusolver" / "lib" / "libcusolver.so.11").is_file()
+               for root in _cuda.pip_nvidia_roots()):
         pytest.skip("no nvidia-cusolver wheel installed (only `.[gpu]` brings it)")
     env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
     code = "import ctypes, dkl.agent.models; ctypes.CDLL('libcusolver.so.11')"

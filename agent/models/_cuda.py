@@ -36,6 +36,13 @@ def pip_nvidia_roots() -> list[str]:
     return list(spec.submodule_search_locations or []) if spec else []
 
 
+def pip_cuda_libraries(roots: Iterable[str] | None = None) -> list[Path]:
+    """The files of `CUDA_LIBRARIES` present under `roots` (default: the installed wheels)."""
+    return [path for root in (pip_nvidia_roots() if roots is None else roots)
+            for folder, name in CUDA_LIBRARIES.items()
+            if (path := Path(root) / folder / "lib" / name).is_file()]
+
+
 def preload_pip_cuda_libraries(roots: Iterable[str] | None = None) -> list[str]:
     """Load each library of `CUDA_LIBRARIES` found under `roots`; return their paths.
 
@@ -46,16 +53,12 @@ def preload_pip_cuda_libraries(roots: Iterable[str] | None = None) -> list[str]:
     if not sys.platform.startswith("linux"):
         return []
     loaded = []
-    for root in pip_nvidia_roots() if roots is None else roots:
-        for folder, name in CUDA_LIBRARIES.items():
-            path = Path(root) / folder / "lib" / name
-            if not path.is_file():
-                continue
-            try:
-                ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
-            except OSError:
-                continue
-            loaded.append(str(path))
+    for path in pip_cuda_libraries(roots):
+        try:
+            ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+        except OSError:
+            continue
+        loaded.append(str(path))
     return loaded
 
 

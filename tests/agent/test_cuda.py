@@ -47,8 +47,7 @@ def test_preload_leaves_a_broken_library_to_tensorflow(tmp_path: Path) -> None:
 
 def test_with_the_cuda_wheels_cusolver_opens_by_name_after_the_import() -> None:
     """Where `pip install ".[gpu]"` put cuSOLVER: what TensorFlow 2.21's dlopen needs."""
-    if not any((Path(root) / "cusolver" / "lib" / "libcusolver.so.11").is_file()
-               for root in _cuda.pip_nvidia_roots()):
+    if not _cuda.pip_cuda_libraries():
         pytest.skip("no nvidia-cusolver wheel installed (only `.[gpu]` brings it)")
     env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
     code = "import ctypes, dkl.agent.models; ctypes.CDLL('libcusolver.so.11')"
